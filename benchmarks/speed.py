@@ -1,0 +1,350 @@
+#!/usr/bin/env python
+"""Encode/decode speed and peak memory of irncodec against Pillow JPEG, WebP and AVIF.
+
+    python benchmarks/speed.py --limit 4 --repeat 5 --threads 2
+
+Each (method, device, image, phase) runs in a fresh Python process, so its
+peak resident memory (VmHWM) belongs to that measurement alone:
+tracemalloc cannot see torch's allocations. The process first loads the
+image (and the model), records its resident memory as the baseline, runs
+the operation once untimed (warm-up: lazy initialisation, caches), then
+``--repeat`` timed runs; the median is reported. ``peak MB`` is the process's
+high-water mark, ``+MB`` the part above the baseline. Pillow workers never
+import torch. CUDA rows are added when ``torch.cuda.is_available()``.
+Writes ``speed.json`` and ``speed.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = REPO / ".." / "shared" / "datasets" / "kodak"
+DEFAULT_OUT = REPO / "benchmarks" / "results"
+IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
+
+#: Pillow baselines: method -> (Pillow format, save options, Pillow feature needed).
+PILLOW_METHODS: dict[str, tuple[str, dict[str, Any], str | None]] = {
+    "jpeg-420": ("JPEG", {"subsampling": "4:2:0", "optimize": True}, None),
+    "webp": ("WEBP", {"method": 6}, "webp"),
+    "avif": ("AVIF", {}, "avif"),
+}
+
+
+# --- memory --------------------------------------------------------------------
+
+def current_rss_mb() -> float:
+    """Resident memory of this process now, in MiB (Linux /proc, else psutil)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float:
+    """High-water resident memory of this process, in MiB.
+
+    Linux's VmHWM belongs to the process image, so it starts afresh at exec;
+    ``ru_maxrss`` would carry over the parent's peak (it survives execve), so
+    it is only the fallback elsewhere (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+# --- one measurement (runs inside the worker process) ----------------------------
+
+def _load_rgb(path: str):
+    from PIL import Image
+
+    with Image.open(path) as img:
+        rgb = img.convert("RGB")
+    rgb.info.clear()  # pixels only, no metadata in the encoded files
+    return rgb
+
+
+def _pillow_ops(job: dict[str, Any]) -> Callable[[], bytes | None]:
+    """The timed operation for a Pillow method and phase."""
+    from PIL import Image
+
+    fmt, options, _ = PILLOW_METHODS[job["method"]]
+    if job["phase"] == "encode":
+        img = _load_rgb(job["image"])
+
+        def encode() -> bytes:
+            buffer = io.BytesIO()
+            img.save(buffer, fmt, quality=job["quality"], **options)
+            return buffer.getvalue()
+        return encode
+    data = Path(job["payload"]).read_bytes()
+
+    def decode() -> None:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.convert("RGB")
+    return decode
+
+
+def _irncodec_ops(job: dict[str, Any]) -> Callable[[], bytes | None]:
+    """The timed operation for irncodec; the model is loaded before the baseline is taken."""
+    import torch
+
+    import irncodec
+    from irncodec import zoo
+
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
+    device = job["device"]
+    zoo.load_model(job["model"], device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    if job["phase"] == "encode":
+        img = _load_rgb(job["image"])
+
+        def encode() -> bytes:
+            data = irncodec.encode(img, quality=job["quality"], codec="jpeg", model=job["model"], device=device)
+            sync()
+            return data
+        return encode
+    data = Path(job["payload"]).read_bytes()
+
+    def decode() -> None:
+        irncodec.decode(data, model=job["model"], device=device)
+        sync()
+    return decode
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Time one method/phase on one image in this process: median seconds and memory.
+
+    An encode job writes its output to ``job['payload']`` for the decode job.
+    """
+    is_irn = job["method"].startswith("irncodec")
+    operation = _irncodec_ops(job) if is_irn else _pillow_ops(job)
+    cuda = is_irn and job["device"].startswith("cuda")
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    base = current_rss_mb()
+    result = operation()  # warm-up, untimed
+    if job["phase"] == "encode":
+        Path(job["payload"]).write_bytes(result)
+    times = []
+    for _ in range(job["repeat"]):
+        start = time.perf_counter()
+        operation()
+        times.append(time.perf_counter() - start)
+    record = {"seconds": statistics.median(times), "times": times, "base_mb": base, "peak_mb": peak_rss_mb()}
+    if cuda:
+        record["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if job["phase"] == "encode":
+        record["bytes"] = len(result)
+    return record
+
+
+def measure_in_subprocess(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job in a fresh interpreter, so its peak RSS is its own."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise click.ClickException(f"{job['method']} {job['phase']} on {Path(job['image']).name} failed:\n"
+                                   f"{proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- what to measure -----------------------------------------------------------
+
+def pillow_methods(notes: list[str]) -> list[str]:
+    """The Pillow baselines this Pillow can encode; the others become notes."""
+    from PIL import features
+
+    methods = []
+    for method, (_, _, feature) in PILLOW_METHODS.items():
+        if feature is None or features.check(feature):
+            methods.append(method)
+        else:
+            notes.append(f"{method} skipped: this Pillow lacks {feature} support")
+    return methods
+
+
+def resolve_models(scales: Sequence[int], model: str | None) -> dict[int, str]:
+    """Model per scale: the override, or every shipped default model."""
+    from irncodec import zoo
+
+    if model is not None:
+        entry = zoo.available_models().get(model)
+        scale = int(entry["scale"]) if entry else zoo.read_weights(zoo._resolve(model)[0])[0].scale
+        return {scale: model}
+    shipped = zoo.available_models()
+    wanted = scales or sorted(zoo.DEFAULT_MODELS)
+    models = {s: zoo.DEFAULT_MODELS[s] for s in wanted if zoo.DEFAULT_MODELS.get(s) in shipped}
+    if not models:
+        raise click.UsageError("no shipped irncodec model found; pass --model WEIGHTS.safetensors")
+    return models
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def plan(images: Sequence[Path], models: dict[int, str], pillow: Sequence[str], quality: int,
+         repeat: int, threads: int | None, devices: Sequence[str]) -> list[dict[str, Any]]:
+    """One job description per method, device and image (the phase is filled in later)."""
+    jobs = []
+    for image in images:
+        for device in devices:
+            for scale, model in models.items():
+                jobs.append({"method": f"irncodec-x{scale}", "model": model, "device": device,
+                             "image": str(image), "quality": quality, "repeat": repeat, "threads": threads})
+        for method in pillow:
+            jobs.append({"method": method, "device": "cpu", "image": str(image), "quality": quality,
+                         "repeat": repeat, "threads": threads})
+    return jobs
+
+
+def measure(job: dict[str, Any], folder: Path, runner: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Encode then decode one job's image; a row with times, throughput and memory."""
+    from PIL import Image
+
+    with Image.open(job["image"]) as img:
+        width, height = img.size
+    payload = folder / f"{Path(job['image']).stem}.{job['method']}.{job['device'].replace(':', '')}.bin"
+    enc = runner({**job, "phase": "encode", "payload": str(payload)})
+    dec = runner({**job, "phase": "decode", "payload": str(payload)})
+    megapixels = width * height / 1e6
+    row = {
+        "method": job["method"], "device": job["device"], "image": Path(job["image"]).stem,
+        "width": width, "height": height, "bytes": enc["bytes"], "bpp": enc["bytes"] * 8 / (width * height),
+        "encode_s": enc["seconds"], "decode_s": dec["seconds"],
+        "encode_mps": megapixels / enc["seconds"], "decode_mps": megapixels / dec["seconds"],
+        "encode_peak_mb": enc["peak_mb"], "decode_peak_mb": dec["peak_mb"],
+        "encode_extra_mb": enc["peak_mb"] - enc["base_mb"], "decode_extra_mb": dec["peak_mb"] - dec["base_mb"],
+    }
+    for phase, record in (("encode", enc), ("decode", dec)):
+        if "gpu_peak_mb" in record:
+            row[f"{phase}_gpu_peak_mb"] = record["gpu_peak_mb"]
+    return row
+
+
+def mean_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method and device, the mean of every numeric column over images."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["device"]), []).append(row)
+    means = []
+    for (method, device), members in groups.items():
+        mean = {"method": method, "device": device, "image": "mean"}
+        for key, value in members[0].items():
+            if isinstance(value, (int, float)) and key not in mean:
+                mean[key] = statistics.fmean(m[key] for m in members)
+        means.append(mean)
+    return means
+
+
+def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The table: per image and mean rows, times in ms, memory in MiB."""
+    names = ["method", "device", "image", "bpp", "enc ms", "dec ms", "enc MP/s", "dec MP/s",
+             "enc peak MB (+MB)", "dec peak MB (+MB)", "GPU enc/dec MB"]
+    lines = ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
+    for r in rows:
+        gpu = (f"{r['encode_gpu_peak_mb']:.0f}/{r['decode_gpu_peak_mb']:.0f}"
+               if "encode_gpu_peak_mb" in r else "")
+        lines.append(
+            f"| {r['method']} | {r['device']} | {r['image']} | {r['bpp']:.3f} | {r['encode_s'] * 1e3:.1f} | "
+            f"{r['decode_s'] * 1e3:.1f} | {r['encode_mps']:.2f} | {r['decode_mps']:.2f} | "
+            f"{r['encode_peak_mb']:.0f} (+{r['encode_extra_mb']:.0f}) | "
+            f"{r['decode_peak_mb']:.0f} (+{r['decode_extra_mb']:.0f}) | {gpu} |")
+    return "\n".join(lines) + "\n"
+
+
+def list_images(folder: Path, limit: int | None) -> list[Path]:
+    if not folder.is_dir():
+        raise click.BadParameter(f"dataset folder not found: {folder}", param_hint="--dataset")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not paths:
+        raise click.BadParameter(f"no images in {folder}", param_hint="--dataset")
+    return paths
+
+
+def _scales_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int]:
+    tokens = [t.strip() for v in value for t in v.split(",") if t.strip()]
+    if any(t not in ("2", "4") for t in tokens):
+        raise click.BadParameter("scales are 2 and/or 4")
+    return sorted({int(t) for t in tokens})
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_DATASET,
+              show_default="../shared/datasets/kodak", help="Folder of test images.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
+@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed runs per measurement (median reported).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads for irncodec.")
+@click.option("--quality", type=click.IntRange(1, 100), default=75, show_default=True,
+              help="Quality of every codec (irncodec's JPEG LR image included).")
+@click.option("--scale", "scales", multiple=True, callback=_scales_option,
+              help="irncodec scales (2, 4 or 2,4); default: every shipped model.")
+@click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped models.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
+              show_default="benchmarks/results", help="Output folder.")
+@click.option("--worker", default=None, hidden=True, help="Internal: run one JSON job and print its result.")
+def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, quality: int,
+         scales: list[int], model: str | None, out: Path, worker: str | None) -> None:
+    """Time encoding and decoding, and measure peak memory, per image and codec."""
+    if worker is not None:
+        click.echo(json.dumps(run_job(json.loads(worker))))
+        return
+    from tqdm import tqdm
+
+    notes: list[str] = []
+    models = resolve_models(scales, model)
+    devices = ["cpu"] + (["cuda"] if cuda_available() else [])
+    jobs = plan(list_images(dataset, limit), models, pillow_methods(notes), quality, repeat, threads, devices)
+    for note in notes:
+        click.echo(note, err=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [measure(job, Path(tmp), measure_in_subprocess)
+                for job in tqdm(jobs, desc="measurements", unit="job", file=sys.stderr)]
+    rows += mean_rows(rows)
+    rows.sort(key=lambda r: (r["image"] == "mean", r["image"], r["method"], r["device"]))
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"dataset": str(dataset), "repeat": repeat, "threads": threads, "quality": quality,
+            "models": {str(s): m for s, m in models.items()}, "notes": notes,
+            "cpu_count": os.cpu_count()}
+    with open(out / "speed.json", "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+        f.write("\n")
+    table = speed_markdown(rows)
+    header = (f"# Speed ({len(rows)} rows, quality {quality}, median of {repeat}, "
+              f"threads {threads or 'default'})\n\n")
+    (out / "speed.md").write_text(header + table + "".join(f"\n{n}\n" for n in notes))
+    click.echo(table)
+    click.echo(f"wrote {out}/speed.json, speed.md")
+
+
+if __name__ == "__main__":
+    main()

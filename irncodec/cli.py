@@ -1,0 +1,180 @@
+"""Command line: ``irncodec encode|decode|info|models|train|export``.
+
+Modelled on cwebp/cjxl: one verb, a few obvious flags, quiet by default.
+Every user mistake ends in one ``irncodec: error: ...`` line and exit code 1;
+outputs are written atomically, so a failure leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from PIL import Image
+
+from . import __version__
+
+OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}
+
+
+def _fail(message: str) -> "NoReturn":  # type: ignore[name-defined]
+    click.echo(f"irncodec: error: {message}", err=True)
+    sys.exit(1)
+
+
+class _Group(click.Group):
+    """Turns library errors and Ctrl-C into one line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        from .errors import IrnError
+
+        try:
+            return super().invoke(ctx)
+        except IrnError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            click.echo("irncodec: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version")
+def main() -> None:
+    """Lossy image compression by invertible image rescaling (IRN)."""
+
+
+def _output_format(path: Path) -> str:
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        _fail(f"cannot write '{path.name}': use one of {', '.join(sorted(OUTPUT_FORMATS))}")
+    return fmt
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("-q", "--quality", type=int, default=None, help="LR codec quality (jpeg 1-100, webp 0-100).")
+@click.option("-c", "--codec", default="jpeg", show_default=True, help="LR codec: jpeg, webp or png.")
+@click.option("-s", "--scale", type=click.Choice(["2", "4"]), default=None, help="Downscaling factor [default: 2].")
+@click.option("-m", "--model", default=None, help="Zoo model name or .safetensors path.")
+@click.option("--subsampling", type=click.Choice(["4:2:0", "4:2:2", "4:4:4"]), default=None,
+              help="JPEG chroma subsampling [default: 4:2:0].")
+@click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
+def encode(input: Path, output: Path, quality: int | None, codec: str, scale: str | None,
+           model: str | None, subsampling: str | None, verbose: bool) -> None:
+    """Compress image INPUT to OUTPUT (.irn)."""
+    from . import codec as irn_codec
+    from . import imageio
+    from .fileio import atomic_write_bytes
+
+    if subsampling is not None and codec != "jpeg":
+        _fail("--subsampling applies to the jpeg codec only")
+    start = time.perf_counter()
+    image = imageio.load_image(input)
+    data = irn_codec.encode(image, quality=quality, codec=codec,
+                            scale=int(scale) if scale else None, model=model, subsampling=subsampling)
+    atomic_write_bytes(output, data)
+    if verbose:
+        bpp = len(data) * 8 / (image.width * image.height)
+        click.echo(f"{input} -> {output}: {image.width}x{image.height}, {len(data)} bytes, "
+                   f"{bpp:.4f} bpp, {time.perf_counter() - start:.2f} s", err=True)
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("-m", "--model", default=None, help="Override the model named in the file.")
+@click.option("--temperature", type=float, default=None,
+              help="Scale of the sampled latent z [default: the model's prior; 0 = its mean].")
+@click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
+@click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
+def decode(input: Path, output: Path, model: str | None, temperature: float | None,
+           lr_only: bool, verbose: bool) -> None:
+    """Decompress INPUT (.irn) to image OUTPUT (format from its extension)."""
+    from . import codec as irn_codec
+    from . import container
+    from .fileio import atomic_write_with
+
+    fmt = _output_format(output)
+    start = time.perf_counter()
+    irn = container.read(input)
+    if lr_only:
+        image = irn_codec.decode_lr(irn)
+    else:
+        image = irn_codec.decode(irn, model=model, temperature=temperature)
+    if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
+        _fail(f"'{output.suffix}' cannot hold an alpha channel: use .png")
+    atomic_write_with(output, lambda f: image.save(f, format=fmt))
+    if verbose:
+        click.echo(f"{input} -> {output}: {image.width}x{image.height} {image.mode}, "
+                   f"{time.perf_counter() - start:.2f} s", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def info(file: Path) -> None:
+    """Print the header of an .irn FILE."""
+    from . import container
+
+    irn = container.read(file)
+    h = irn.header
+    size = len(container.pack(irn))
+    rows = [
+        ("file", str(file)), ("format version", str(container.FORMAT_VERSION)),
+        ("model", h.model), ("scale", f"x{h.scale}"),
+        ("size", f"{h.width}x{h.height}"), ("mode", h.mode),
+        ("LR size", f"{h.lr_width}x{h.lr_height} (padding {h.pad_x},{h.pad_y})"),
+        ("LR codec", f"{h.codec}" + ("" if h.codec == "png" else f" q{h.quality}")),
+        ("LR payload", f"{len(irn.payload)} bytes"),
+        ("alpha", f"{len(irn.alpha)} bytes (png)" if irn.alpha else "none"),
+        ("file size", f"{size} bytes"), ("bits per pixel", f"{irn.bits_per_pixel():.4f}"),
+    ]
+    for key, value in rows:
+        click.echo(f"{key + ':':16}{value}")
+
+
+@main.command()
+def models() -> None:
+    """List the pretrained models."""
+    from .zoo import DEFAULT_MODELS, available_models
+
+    defaults = set(DEFAULT_MODELS.values())
+    for name, entry in available_models().items():
+        mark = "*" if name in defaults else " "
+        click.echo(f"{mark} {name:18} x{entry['scale']}  {entry.get('parameters') or 0:>9,} params  {entry['description']}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="[default: runs/NAME]")
+@click.option("--iterations", type=int, default=None, help="Override the run's length (and LR schedule).")
+@click.option("--stop-at", type=int, default=None, help="Pause at this iteration; resume later.")
+@click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train(config: Path, run_dir: Path | None, iterations: int | None, stop_at: int | None,
+          no_resume: bool, quiet: bool) -> None:
+    """Train a model described by a YAML CONFIG (see configs/); resumes by default."""
+    from .train import train as run_training
+
+    run_training(config, run_dir, resume=not no_resume, iterations=iterations, progress=not quiet,
+                 stop_at=stop_at)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16).")
+def export(checkpoint: Path, output: Path, fp32: bool) -> None:
+    """Write the model of a training CHECKPOINT as a .safetensors OUTPUT."""
+    from .train import export_checkpoint
+
+    if output.suffix != ".safetensors":
+        _fail("the output must end in .safetensors")
+    export_checkpoint(checkpoint, output, half=not fp32)
+
+
+if __name__ == "__main__":
+    main()

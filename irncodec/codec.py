@@ -1,0 +1,120 @@
+"""Encode images to ``.irn`` bytes and back: the library's main entry points.
+
+Encoding runs the IRN forward (HR -> LR + z), rounds the LR image to 8 bits
+and stores it with an LR codec; z is dropped. Decoding decodes the LR image
+and runs the network backwards with z drawn from its N(0, I) prior, using a
+fixed seed so that a file always decodes to the same pixels on one machine.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+import torch
+from PIL import Image
+
+from . import container, imageio, zoo
+from .container import Header, IrnFile
+from .errors import ModelError
+from .lr_codecs import get_codec
+from .metrics import quantize_8bit
+from .models import IRN
+
+#: Seed of the z drawn at decode time, fixed so decoding is deterministic.
+Z_SEED = 0
+DEFAULT_CODEC = "jpeg"
+
+ImageSource = Image.Image | str | os.PathLike | BinaryIO
+
+
+def _resolve_model(model: str | None, scale: int | None) -> str:
+    if model is None:
+        scale = 2 if scale is None else scale
+        if scale not in zoo.DEFAULT_MODELS:
+            raise ModelError(f"unsupported scale {scale}: choose from {sorted(zoo.DEFAULT_MODELS)}")
+        return zoo.DEFAULT_MODELS[scale]
+    return model
+
+
+def downscale(model: IRN, image: Image.Image, device: str | torch.device = "cpu") -> tuple[Image.Image, int, int]:
+    """The 8-bit LR image the network makes from an RGB image, and the padding used."""
+    x = imageio.image_to_tensor(image).to(device)
+    x, pad_x, pad_y = imageio.pad_to_multiple(x, model.scale)
+    with torch.inference_mode():
+        lr, _ = model(x)
+    return imageio.tensor_to_image(quantize_8bit(lr)), pad_x, pad_y
+
+
+def upscale(model: IRN, lr_image: Image.Image, size: tuple[int, int],
+            temperature: float | None = None, device: str | torch.device = "cpu") -> Image.Image:
+    """The RGB image of ``size`` the network reconstructs from an LR image."""
+    lr = imageio.image_to_tensor(lr_image).to(device)
+    generator = torch.Generator(device=device).manual_seed(Z_SEED)
+    with torch.inference_mode():
+        hr = model.upscale(lr, temperature, generator)
+    return imageio.tensor_to_image(imageio.crop(hr, *size))
+
+
+def encode(
+    image: ImageSource,
+    quality: int | None = None,
+    codec: str = DEFAULT_CODEC,
+    scale: int | None = None,
+    model: str | None = None,
+    subsampling: str | None = None,
+    device: str | torch.device = "cpu",
+) -> bytes:
+    """Compress an image (PIL image, path or file) to ``.irn`` bytes.
+
+    ``quality`` is the LR codec's quality (its default when None); ``model``
+    is a zoo name or ``.safetensors`` path; by default the shipped model for
+    ``scale`` (2 unless given) is used.
+    """
+    options = {"subsampling": subsampling} if subsampling is not None else {}
+    lr_codec = get_codec(codec, **options)
+    quality = lr_codec.validate_quality(lr_codec.default_quality if quality is None else quality)
+    model_ref = _resolve_model(model, scale)
+    net = zoo.load_model(model_ref, device)
+    if scale is not None and net.scale != scale:
+        raise ModelError(f"model '{model_ref}' is x{net.scale}, but scale {scale} was asked for")
+
+    img = image if isinstance(image, Image.Image) else imageio.load_image(image)
+    rgb, alpha, mode = imageio.split_alpha(img)
+    lr_image, pad_x, pad_y = downscale(net, rgb, device)
+    header = Header(
+        model=zoo.model_name_for(model_ref), scale=net.scale, width=rgb.width, height=rgb.height,
+        mode=mode, pad_x=pad_x, pad_y=pad_y, codec=lr_codec.name, quality=quality,
+    )
+    alpha_bytes = imageio.encode_alpha(alpha) if alpha is not None else b""
+    return container.pack(IrnFile(header, lr_codec.encode(lr_image, quality), alpha_bytes))
+
+
+def decode(
+    data: bytes | IrnFile,
+    model: str | None = None,
+    temperature: float | None = None,
+    device: str | torch.device = "cpu",
+) -> Image.Image:
+    """Decompress ``.irn`` bytes to a PIL image in the original mode and size.
+
+    ``temperature`` scales the sampled z (None: the model's own prior; 0: its
+    mean). ``model`` overrides the model named in the file (needed for files made
+    with a ``.safetensors`` path rather than a shipped model).
+    """
+    irn = data if isinstance(data, IrnFile) else container.unpack(data)
+    h = irn.header
+    net = zoo.load_model(model or h.model, device)
+    if net.scale != h.scale:
+        raise ModelError(f"model '{model or h.model}' is x{net.scale}, but the file is x{h.scale}")
+    lr_image = get_codec(h.codec).decode(irn.payload, (h.lr_width, h.lr_height))
+    rgb = upscale(net, lr_image, (h.width, h.height), temperature, device)
+    alpha = imageio.decode_alpha(irn.alpha, (h.width, h.height)) if irn.alpha else None
+    return imageio.merge_alpha(rgb, alpha, h.mode)
+
+
+def decode_lr(data: bytes | IrnFile) -> Image.Image:
+    """Only the stored LR image (a thumbnail), without running the network."""
+    irn = data if isinstance(data, IrnFile) else container.unpack(data)
+    h = irn.header
+    return get_codec(h.codec).decode(irn.payload, (h.lr_width, h.lr_height))

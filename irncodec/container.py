@@ -1,0 +1,337 @@
+"""The ``.irn`` container: a small versioned header, the LR payload, an optional alpha plane.
+
+Layout of version 1 (little-endian; ``n`` is the model name's length; the full
+byte table, validation rules and versioning policy are in ``docs/format.md``)::
+
+    0      4  magic  b"\\x89IRN"
+    4      1  version (1)
+    5      1  flags (bit 0: alpha plane present; other bits must be 0)
+    6      1  n, model name length (1..64)
+    7      n  model name, ASCII [A-Za-z0-9._-]
+    7+n   22  scale u8, width u32, height u32, mode u8, pad_x u8, pad_y u8,
+              codec u8, quality u8, payload length u32, alpha length u32
+    29+n   4  CRC-32 of bytes 0 .. 29+n
+    33+n   4  CRC-32 of payload bytes followed by alpha bytes
+    37+n      payload, then alpha (PNG), then nothing
+
+Reading never trusts the file: every problem (bad magic, newer version,
+truncation, checksum mismatch, absurd sizes, trailing bytes) is a
+``FormatError`` with a one-line message, and declared lengths are checked
+against limits before anything is read, so a hostile header cannot make the
+reader allocate gigabytes. The pixel limit is ``MAX_PIXELS_DEFAULT`` unless the
+``max_pixels`` argument or the ``IRNCODEC_MAX_PIXELS`` environment variable
+(read at call time) says otherwise. ``pack`` applies the same checks, so a file
+that packs always unpacks (under the same limit).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .errors import ConfigError, FormatError
+
+FORMAT_VERSION = 1
+MAGIC = b"\x89IRN"
+
+SUPPORTED_SCALES = (2, 4)
+#: Original image mode (restored on decode) <-> its id in the file.
+MODE_IDS = {"L": 1, "RGB": 2, "LA": 3, "RGBA": 4}
+#: LR codec name <-> its id in the file.
+CODEC_IDS = {"png": 0, "jpeg": 1, "webp": 2, "entropy": 3}
+MODES_WITH_ALPHA = ("LA", "RGBA")
+
+FLAG_ALPHA = 0x01
+KNOWN_FLAGS = FLAG_ALPHA
+
+MAX_MODEL_NAME = 64
+MAX_DIMENSION = 65535
+#: Largest width*height a reader accepts by default (about 268 megapixels).
+MAX_PIXELS_DEFAULT = 2**28
+#: Largest payload (and alpha plane) length a reader accepts, checked before reading.
+MAX_PAYLOAD_BYTES = 2**30
+MAX_PIXELS_ENV = "IRNCODEC_MAX_PIXELS"
+
+_PREFIX = struct.Struct("<4sBBB")          # magic, version, flags, name length
+_FIELDS = struct.Struct("<BIIBBBBBII")     # scale .. alpha length
+_CRCS = struct.Struct("<II")               # header crc, payload crc
+#: Header size without the model name: the header is HEADER_FIXED_SIZE + n bytes.
+HEADER_FIXED_SIZE = _PREFIX.size + _FIELDS.size + _CRCS.size  # 37
+
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NAME_RE_BYTES = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+_MODE_NAMES = {v: k for k, v in MODE_IDS.items()}
+_CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
+_READ_CHUNK = 1 << 24
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a decoder needs besides the payload: model, geometry, mode and LR codec."""
+
+    model: str
+    scale: int
+    width: int
+    height: int
+    mode: str       # "L" | "RGB" | "LA" | "RGBA"
+    pad_x: int
+    pad_y: int
+    codec: str      # "png" | "jpeg" | "webp" | "entropy"
+    quality: int
+
+    @property
+    def lr_width(self) -> int:
+        """Width of the stored LR image (the padded width divided by the scale)."""
+        return (self.width + self.pad_x) // self.scale
+
+    @property
+    def lr_height(self) -> int:
+        """Height of the stored LR image (the padded height divided by the scale)."""
+        return (self.height + self.pad_y) // self.scale
+
+
+@dataclass(frozen=True)
+class IrnFile:
+    """A parsed ``.irn`` file: header, LR payload and the PNG-coded alpha plane (or b"")."""
+
+    header: Header
+    payload: bytes
+    alpha: bytes = b""
+
+    @property
+    def has_alpha(self) -> bool:
+        return len(self.alpha) > 0
+
+    @property
+    def size(self) -> int:
+        """Length in bytes of the serialized file, without serializing it."""
+        return HEADER_FIXED_SIZE + len(self.header.model) + len(self.payload) + len(self.alpha)
+
+    def bits_per_pixel(self) -> float:
+        """Whole-file size in bits per original pixel: the rate a benchmark reports."""
+        return self.size * 8 / (self.header.width * self.header.height)
+
+
+# --- limits -------------------------------------------------------------------------------
+
+def max_pixels_limit(max_pixels: int | None = None) -> int:
+    """The pixel limit in force: the argument, else ``$IRNCODEC_MAX_PIXELS``, else the default."""
+    if max_pixels is not None:
+        if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels < 1:
+            raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+        return max_pixels
+    env = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not env:
+        return MAX_PIXELS_DEFAULT
+    try:
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{MAX_PIXELS_ENV} must be a positive integer, got '{env}'")
+    return value
+
+
+# --- validation shared by pack and unpack -------------------------------------------------
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _header_problem(h: Header, alpha_len: int, max_pixels: int) -> str | None:
+    """Why a header cannot be stored or accepted, or None if it is fine."""
+    if not isinstance(h.model, str) or not _NAME_RE.fullmatch(h.model):
+        return (f"invalid model name {h.model!r}: must be 1-{MAX_MODEL_NAME} characters "
+                "of A-Z a-z 0-9 . _ -")
+    for field in ("scale", "width", "height", "pad_x", "pad_y", "quality"):
+        if not _is_int(getattr(h, field)):
+            return f"header field {field} must be an integer, got {getattr(h, field)!r}"
+    if h.scale not in SUPPORTED_SCALES:
+        return f"unsupported scale {h.scale} (supported: {', '.join(map(str, SUPPORTED_SCALES))})"
+    if h.width < 1 or h.height < 1:
+        return f"invalid image size {h.width}x{h.height}: width and height must be at least 1"
+    if h.width > MAX_DIMENSION or h.height > MAX_DIMENSION:
+        return (f"declared image size {h.width}x{h.height} exceeds the maximum "
+                f"dimension of {MAX_DIMENSION}")
+    if h.width * h.height > max_pixels:
+        return (f"declared image size {h.width}x{h.height} exceeds the limit of "
+                f"{max_pixels} pixels (set {MAX_PIXELS_ENV} to raise it)")
+    if not isinstance(h.mode, str) or h.mode not in MODE_IDS:
+        return f"unknown image mode {h.mode!r} (known: {', '.join(MODE_IDS)})"
+    for name, size, pad in (("x", h.width, h.pad_x), ("y", h.height, h.pad_y)):
+        if not 0 <= pad < h.scale or (size + pad) % h.scale != 0:
+            return (f"invalid padding pad_{name}={pad} for size {size} at scale {h.scale}: "
+                    f"the padded size must be the next multiple of {h.scale}")
+    if not isinstance(h.codec, str) or h.codec not in CODEC_IDS:
+        return f"unknown LR codec {h.codec!r} (known: {', '.join(CODEC_IDS)})"
+    if not 0 <= h.quality <= 100:
+        return f"invalid quality {h.quality} (must be 0..100)"
+    if alpha_len and h.mode not in MODES_WITH_ALPHA:
+        return f"an alpha plane is stored but the image mode {h.mode} has no alpha"
+    return None
+
+
+def _length_problem(what: str, length: int, minimum: int) -> str | None:
+    if length < minimum:
+        return f"empty {what}"
+    if length > MAX_PAYLOAD_BYTES:
+        return f"{what} length {length} exceeds the limit of {MAX_PAYLOAD_BYTES} bytes"
+    return None
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
+    """Serialize an ``IrnFile``; raises ValueError for values a reader would reject."""
+    h = f.header
+    if not isinstance(f.payload, (bytes, bytearray, memoryview)):
+        raise ValueError(f"payload must be bytes, got {type(f.payload).__name__}")
+    if not isinstance(f.alpha, (bytes, bytearray, memoryview)):
+        raise ValueError(f"alpha must be bytes, got {type(f.alpha).__name__}")
+    payload, alpha = bytes(f.payload), bytes(f.alpha)
+    problem = (_header_problem(h, len(alpha), max_pixels_limit(max_pixels))
+               or _length_problem("LR payload", len(payload), 1)
+               or _length_problem("alpha plane", len(alpha), 0))
+    if problem:
+        raise ValueError(f"cannot pack .irn file: {problem}")
+
+    name = h.model.encode("ascii")
+    head = _PREFIX.pack(MAGIC, FORMAT_VERSION, FLAG_ALPHA if alpha else 0, len(name)) + name
+    head += _FIELDS.pack(h.scale, h.width, h.height, MODE_IDS[h.mode], h.pad_x, h.pad_y,
+                         CODEC_IDS[h.codec], h.quality, len(payload), len(alpha))
+    crcs = _CRCS.pack(zlib.crc32(head), zlib.crc32(alpha, zlib.crc32(payload)))
+    return head + crcs + payload + alpha
+
+
+# --- reading ------------------------------------------------------------------------------
+
+def _read_upto(stream: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes, fewer only at end of file; allocates only what is really there."""
+    parts = []
+    while n > 0:
+        chunk = stream.read(min(n, _READ_CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def _count_rest(stream: BinaryIO) -> int:
+    """Number of bytes left in the stream, read and discarded in chunks."""
+    count = 0
+    while chunk := stream.read(_READ_CHUNK):
+        count += len(chunk)
+    return count
+
+
+def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, int]:
+    """Header, payload length, alpha length and payload CRC, all validated."""
+    prefix = _read_upto(stream, _PREFIX.size)
+    if not prefix:
+        raise FormatError("not an .irn file (empty)")
+    if prefix[:len(MAGIC)] != MAGIC[:len(prefix)]:
+        raise FormatError("not an .irn file (bad magic)")
+    if len(prefix) < _PREFIX.size:
+        raise FormatError(f"truncated .irn file: header needs at least {HEADER_FIXED_SIZE + 1} "
+                          f"bytes, got {len(prefix)}")
+    _, version, flags, name_len = _PREFIX.unpack(prefix)
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported .irn format version {version} "
+                          f"(this irncodec reads version {FORMAT_VERSION})")
+    if not 1 <= name_len <= MAX_MODEL_NAME:
+        raise FormatError(f"invalid model name length {name_len} (must be 1..{MAX_MODEL_NAME})")
+
+    header_size = HEADER_FIXED_SIZE + name_len
+    rest = _read_upto(stream, header_size - _PREFIX.size)
+    if len(rest) < header_size - _PREFIX.size:
+        raise FormatError(f"truncated .irn file: header needs {header_size} bytes, "
+                          f"got {_PREFIX.size + len(rest)}")
+    head = prefix + rest[:name_len + _FIELDS.size]
+    header_crc, payload_crc = _CRCS.unpack(rest[name_len + _FIELDS.size:])
+    if zlib.crc32(head) != header_crc:
+        raise FormatError("header checksum mismatch: file is corrupt")
+
+    if flags & ~KNOWN_FLAGS:
+        raise FormatError(f"reserved flag bits 0x{flags & ~KNOWN_FLAGS:02x} are set "
+                          "(file is corrupt or from a newer writer)")
+    name = rest[:name_len]
+    if not _NAME_RE_BYTES.fullmatch(name):
+        raise FormatError(f"invalid model name {name!r}: must be ASCII A-Z a-z 0-9 . _ -")
+    (scale, width, height, mode_id, pad_x, pad_y, codec_id, quality,
+     payload_len, alpha_len) = _FIELDS.unpack(rest[name_len:name_len + _FIELDS.size])
+    if mode_id not in _MODE_NAMES:
+        raise FormatError(f"unknown image mode id {mode_id}")
+    if codec_id not in _CODEC_NAMES:
+        raise FormatError(f"unknown LR codec id {codec_id}")
+    if bool(flags & FLAG_ALPHA) != (alpha_len > 0):
+        raise FormatError(f"alpha flag is {'set' if flags & FLAG_ALPHA else 'clear'} "
+                          f"but the alpha length is {alpha_len}")
+    header = Header(model=name.decode("ascii"), scale=scale, width=width, height=height,
+                    mode=_MODE_NAMES[mode_id], pad_x=pad_x, pad_y=pad_y,
+                    codec=_CODEC_NAMES[codec_id], quality=quality)
+    problem = (_header_problem(header, alpha_len, max_pixels)
+               or _length_problem("LR payload", payload_len, 1)
+               or _length_problem("alpha plane", alpha_len, 0))
+    if problem:
+        raise FormatError(problem)
+    return header, payload_len, alpha_len, payload_crc
+
+
+def _read_stream(stream: BinaryIO, max_pixels: int) -> IrnFile:
+    header, payload_len, alpha_len, payload_crc = _parse_header(stream, max_pixels)
+    body = _read_upto(stream, payload_len + alpha_len)
+    if len(body) < payload_len + alpha_len:
+        raise FormatError(f"truncated .irn file: payload and alpha need {payload_len + alpha_len} "
+                          f"bytes, got {len(body)}")
+    trailing = _count_rest(stream)
+    if trailing:
+        raise FormatError(f"{trailing} unexpected trailing bytes after the end of the .irn file")
+    if zlib.crc32(body) != payload_crc:
+        raise FormatError("payload checksum mismatch: file is corrupt")
+    return IrnFile(header, body[:payload_len], body[payload_len:])
+
+
+def _as_stream(data: bytes | bytearray | memoryview) -> BinaryIO:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    return io.BytesIO(data)
+
+
+def unpack(data: bytes | bytearray | memoryview, max_pixels: int | None = None) -> IrnFile:
+    """Parse and fully validate ``.irn`` bytes; any problem is a ``FormatError``."""
+    return _read_stream(_as_stream(data), max_pixels_limit(max_pixels))
+
+
+def _open_source(source: str | os.PathLike | BinaryIO, action) -> object:
+    """Run ``action(stream)`` on a path (opened here) or an open binary file object."""
+    if not isinstance(source, (str, os.PathLike)):
+        try:
+            return action(source)
+        except OSError as exc:
+            raise FormatError(f"cannot read .irn file: {exc.strerror or exc}") from exc
+    try:
+        with open(source, "rb") as stream:
+            return action(stream)
+    except OSError as exc:
+        raise FormatError(f"cannot read {os.fspath(source)}: {exc.strerror or exc}") from exc
+
+
+def read(source: str | os.PathLike | BinaryIO, max_pixels: int | None = None) -> IrnFile:
+    """Read an ``.irn`` file from a path or binary file object, reading only declared bytes."""
+    limit = max_pixels_limit(max_pixels)
+    return _open_source(source, lambda stream: _read_stream(stream, limit))  # type: ignore[return-value]
+
+
+def peek_header(source: bytes | bytearray | memoryview | str | os.PathLike | BinaryIO,
+                max_pixels: int | None = None) -> Header:
+    """Only the validated header (no payload read or checked): cheap for listing files."""
+    limit = max_pixels_limit(max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _parse_header(_as_stream(source), limit)[0]
+    return _open_source(source, lambda stream: _parse_header(stream, limit)[0])  # type: ignore[return-value]

@@ -1,0 +1,69 @@
+"""Training data: random HR crops from a folder of photos (PNG and JPEG)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    """All image files below ``folder``, sorted so that runs are reproducible."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images (png/jpg/...) found in {root}")
+    return files
+
+
+def load_rgb_uint8(path: Path) -> Tensor:
+    """An image file as a uint8 tensor [3,H,W] (EXIF orientation applied)."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img).convert("RGB")
+        data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+        return data.view(img.height, img.width, 3).permute(2, 0, 1).contiguous()
+
+
+class RandomCrops:
+    """Endless batches of random crops with flips and 90-degree rotations.
+
+    All images are decoded once and kept in memory as uint8: the training set
+    here is a few hundred photos, and decoding dominates otherwise. Sampling
+    uses its own ``torch.Generator`` so that a checkpoint can restore it and a
+    resumed run sees exactly the batches an uninterrupted run would.
+    """
+
+    def __init__(self, folders: list[str | os.PathLike], patch_size: int, seed: int = 0) -> None:
+        paths = [p for folder in folders for p in find_images(folder)]
+        self.images = [img for img in map(load_rgb_uint8, paths) if min(img.shape[1:]) >= patch_size]
+        if not self.images:
+            raise ValueError(f"no training image is at least {patch_size}x{patch_size}")
+        self.patch_size = patch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _randint(self, high: int) -> int:
+        return int(torch.randint(high, (1,), generator=self.generator))
+
+    def crop(self) -> Tensor:
+        img = self.images[self._randint(len(self.images))]
+        p = self.patch_size
+        top = self._randint(img.shape[1] - p + 1)
+        left = self._randint(img.shape[2] - p + 1)
+        patch = img[:, top : top + p, left : left + p]
+        if self._randint(2):
+            patch = patch.flip(2)
+        return torch.rot90(patch, self._randint(4), (1, 2))
+
+    def batch(self, size: int) -> Tensor:
+        """A float batch [size,3,p,p] in [0,1]."""
+        return torch.stack([self.crop() for _ in range(size)]).float() / 255

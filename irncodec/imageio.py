@@ -1,0 +1,261 @@
+"""Reading images, normalising their modes, and moving pixels to and from tensors.
+
+The network only sees 8-bit RGB. Every supported input mode is therefore split
+into an RGB image, an optional alpha plane (stored losslessly beside the LR
+image) and a "restore mode" ("L", "RGB", "LA" or "RGBA") so that decoding
+gives back an image of the mode the user started with.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import BinaryIO
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import CodecError, FormatError, ImageError
+from .lr_codecs import PNG_END
+
+#: Modes split_alpha accepts, as listed in its error message.
+SUPPORTED_MODES = (
+    "1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
+    "I;16", "I;16B", "I;16L", "I;16N", "I",
+)
+#: Modes restored on decoding.
+RESTORE_MODES = ("L", "RGB", "LA", "RGBA")
+
+_GREY_MODES = ("1", "L")
+_GREY_ALPHA_MODES = ("LA", "La")
+_RGBA_MODES = ("PA", "RGBA", "RGBa")
+_RGB_MODES = ("RGB", "RGBX", "CMYK", "YCbCr")
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+# --- loading ---------------------------------------------------------------------
+
+def load_image(source: str | os.PathLike | BinaryIO) -> Image.Image:
+    """Read an image file fully into memory, upright, or raise ImageError.
+
+    The pixels are decoded now (not lazily) so that a bad file fails here with
+    a clear message rather than deep inside the codec, and the EXIF orientation
+    is applied so the image is encoded the way viewers show it. Pillow's
+    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) stays on: images over
+    it are refused rather than risking memory exhaustion. Multi-frame files
+    (GIF, APNG, TIFF) give their first frame.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fsdecode(os.fspath(source))
+        fp = _open_file(source, name)
+        with fp:
+            return _read_image(fp, name)
+    return _read_image(source, getattr(source, "name", "<stream>"))
+
+
+def _open_file(path: str | os.PathLike, name: str) -> BinaryIO:
+    """Open a path for reading, turning OS errors into one-line ImageErrors."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise ImageError(f"no such file: {name}") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name} is a directory, not an image file") from None
+    except PermissionError:
+        raise ImageError(f"permission denied: {name}") from None
+    except OSError as err:
+        raise ImageError(f"cannot open {name}: {err.strerror or err}") from None
+
+
+def _read_image(fp: BinaryIO, name: str) -> Image.Image:
+    """Decode the first frame of an open file and apply its EXIF orientation."""
+    fp = _seekable(fp, name)
+    if _is_empty(fp, name):
+        raise ImageError(f"empty file: {name}")
+    with warnings.catch_warnings():
+        # Pillow only warns between 1x and 2x the pixel limit; refuse those too.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(fp) as img:
+                img.load()
+                return ImageOps.exif_transpose(img)  # a copy, detached from fp
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ImageError(f"image too large: {name} ({err})") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"cannot identify image file {name}: not an image, "
+                             "or a format Pillow cannot read") from None
+        except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
+            raise ImageError(f"cannot read image {name}: {err}") from err
+
+
+def _seekable(fp: BinaryIO, name: str) -> BinaryIO:
+    """The stream itself if it can seek, else its bytes in memory (pipes, sockets)."""
+    try:
+        if fp.seekable():
+            return fp
+        return io.BytesIO(fp.read())
+    except (OSError, ValueError) as err:
+        raise ImageError(f"cannot read {name}: {err}") from None
+
+
+def _is_empty(fp: BinaryIO, name: str) -> bool:
+    """Whether nothing is left to read, leaving the position unchanged."""
+    try:
+        start = fp.tell()
+        empty = not fp.read(1)
+        fp.seek(start)
+    except (OSError, ValueError) as err:
+        raise ImageError(f"cannot read {name}: {err}") from None
+    return empty
+
+
+# --- modes and alpha ---------------------------------------------------------------
+
+def split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None, str]:
+    """Split an image into (RGB image, alpha plane or None, restore mode).
+
+    The restore mode is what :func:`merge_alpha` rebuilds after decoding.
+    Greyscale becomes RGB by replicating the grey; palette images with
+    transparency and premultiplied modes go through (unpremultiplied) RGBA.
+
+    16/32-bit greyscale ("I;16*", "I") is REDUCED TO 8 BITS, lossily: the
+    codec is 8-bit, so values 0..65535 map to round(value * 255 / 65535)
+    (mode "I" is clipped to 0..65535 first) and the image decodes as "L".
+    Pillow already opens 16-bit RGB PNGs as 8-bit "RGB".
+    """
+    if img.width < 1 or img.height < 1:
+        raise ImageError(f"image is empty ({img.width}x{img.height} pixels)")
+    mode = img.mode
+    if mode in _GREY_MODES:
+        return img.convert("L").convert("RGB"), None, "L"
+    if mode in _WIDE_GREY_MODES:
+        return _wide_grey_to_8bit(img).convert("RGB"), None, "L"
+    if mode in _GREY_ALPHA_MODES:
+        return _split_grey_alpha(img)
+    if mode in _RGBA_MODES or (mode == "P" and img.has_transparency_data):
+        return _split_rgba(img)
+    if mode == "P" or mode in _RGB_MODES:
+        return img.convert("RGB"), None, "RGB"
+    raise ImageError(f"unsupported image mode '{mode}': supported modes are {', '.join(SUPPORTED_MODES)}")
+
+
+def _wide_grey_to_8bit(img: Image.Image) -> Image.Image:
+    """16/32-bit grey to 8-bit "L": scale 0..65535 to 0..255, rounding to nearest."""
+    values = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+    # value * 255 / 65535 == value / 257, and value / 257 is never exactly x.5.
+    return Image.fromarray(((values + 128) // 257).astype(np.uint8), "L")
+
+
+def _split_grey_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image, str]:
+    la = img.convert("LA")
+    return la.getchannel("L").convert("RGB"), la.getchannel("A"), "LA"
+
+
+def _split_rgba(img: Image.Image) -> tuple[Image.Image, Image.Image, str]:
+    rgba = img.convert("RGBA")
+    return rgba.convert("RGB"), rgba.getchannel("A"), "RGBA"
+
+
+def merge_alpha(rgb: Image.Image, alpha: Image.Image | None, mode: str) -> Image.Image:
+    """Rebuild the image in its restore mode from decoded RGB and alpha.
+
+    Raises FormatError when the mode and the presence of alpha disagree, as
+    they only can in a corrupt or hand-made ``.irn`` file.
+    """
+    if mode not in RESTORE_MODES:
+        raise FormatError(f"unknown image mode '{mode}': expected one of {', '.join(RESTORE_MODES)}")
+    wants_alpha = mode in ("LA", "RGBA")
+    if wants_alpha != (alpha is not None):
+        raise FormatError(f"image mode '{mode}' {'needs' if wants_alpha else 'has no'} alpha plane, "
+                          f"but the file {'lacks one' if wants_alpha else 'stores one'}")
+    if alpha is not None and alpha.size != rgb.size:
+        raise FormatError(f"alpha plane is {alpha.width}x{alpha.height}, image is {rgb.width}x{rgb.height}")
+    if mode == "RGB":
+        return rgb
+    if mode == "L":
+        return rgb.convert("L")
+    if mode == "LA":
+        return Image.merge("LA", (rgb.convert("L"), alpha))
+    return Image.merge("RGBA", (*rgb.split(), alpha))
+
+
+def encode_alpha(alpha: Image.Image) -> bytes:
+    """An alpha plane as a lossless, metadata-free PNG (transparency must be exact)."""
+    if alpha.mode != "L":
+        raise ValueError(f"alpha plane must have mode 'L', not '{alpha.mode}'")
+    bare = Image.frombytes("L", alpha.size, alpha.tobytes())  # drops any info/metadata
+    out = io.BytesIO()
+    bare.save(out, format="PNG", optimize=True, compress_level=9)
+    return out.getvalue()
+
+
+def decode_alpha(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """The alpha plane stored by :func:`encode_alpha`; CodecError unless a mode-L PNG of ``size``."""
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
+            if img.mode != "L" or img.size != tuple(size):
+                raise CodecError(f"alpha plane is a {img.width}x{img.height} '{img.mode}' PNG, "
+                                 f"expected {size[0]}x{size[1]} 'L'")
+            if not data.endswith(PNG_END):  # Pillow accepts a PNG cut after its pixel data
+                raise CodecError("alpha plane is not a complete PNG (truncated, or followed by extra bytes)")
+            img.load()
+            return img.copy()
+    except CodecError:
+        raise
+    except UnidentifiedImageError:
+        raise CodecError("alpha plane is not a PNG") from None
+    except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
+        raise CodecError(f"alpha plane is not a valid PNG: {err}") from err
+
+
+# --- tensors -------------------------------------------------------------------------
+
+def image_to_tensor(img: Image.Image) -> torch.Tensor:
+    """An RGB image as a float32 [1, 3, H, W] tensor in [0, 1], the network's input."""
+    if img.mode != "RGB":
+        raise ImageError(f"expected an RGB image, got mode '{img.mode}' (use split_alpha first)")
+    pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # a writable copy, H x W x 3
+    return pixels.permute(2, 0, 1).unsqueeze(0).contiguous().float().div_(255.0)
+
+
+def tensor_to_image(t: torch.Tensor) -> Image.Image:
+    """A [1, 3, H, W] or [3, H, W] tensor in [0, 1] as an 8-bit RGB image.
+
+    Values are clamped, scaled by 255 and rounded half to even, so
+    ``tensor_to_image(image_to_tensor(img))`` is exact for 8-bit images.
+    """
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise ValueError(f"expected a [1, 3, H, W] or [3, H, W] tensor, got shape {list(t.shape)}")
+    t = t.detach().to("cpu", torch.float32).nan_to_num(0.0)
+    pixels = t.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    return Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy(), "RGB")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Pad [N, C, H, W] on the right and bottom so H and W divide by ``multiple``.
+
+    The network downscales by ``multiple``, so sizes must divide by it.
+    Reflection avoids hard edges at the border; images smaller than the
+    padding (e.g. 1x1) cannot reflect, so they repeat the edge pixels instead.
+    Returns (padded, pad_x, pad_y); :func:`crop` undoes it.
+    """
+    if multiple < 1:
+        raise ValueError(f"multiple must be at least 1, got {multiple}")
+    height, width = x.shape[-2:]
+    pad_x, pad_y = -width % multiple, -height % multiple
+    if pad_x == 0 and pad_y == 0:
+        return x, 0, 0
+    mode = "reflect" if pad_x < width and pad_y < height else "replicate"
+    return F.pad(x, (0, pad_x, 0, pad_y), mode=mode), pad_x, pad_y
+
+
+def crop(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """The top-left ``width`` x ``height`` of [..., H, W], undoing :func:`pad_to_multiple`."""
+    if width > x.shape[-1] or height > x.shape[-2]:
+        raise ValueError(f"cannot crop {width}x{height} from a {x.shape[-1]}x{x.shape[-2]} tensor")
+    return x[..., :height, :width]

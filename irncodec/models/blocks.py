@@ -1,0 +1,103 @@
+"""Invertible building blocks of IRN as FrEIA modules.
+
+IRN (Xiao et al., ECCV 2020) alternates a Haar wavelet split with coupling
+blocks that keep the first three channels (the low-pass, i.e. the LR image)
+apart from the high-frequency channels that become the latent ``z``:
+
+    y1 = x1 + phi(x2)                       (additive, LR channels)
+    y2 = x2 * exp(s(y1)) + eta(y1)          (affine, bounded scale)
+
+The scale is bounded by ``clamp * (2 * sigmoid(.) - 1)`` so training cannot
+blow up, and the last convolution of every subnet starts at zero, so each
+block starts as the identity and the whole network starts as a Haar transform.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+from FrEIA.modules import InvertibleModule
+
+SubnetConstructor = Callable[[int, int], nn.Module]
+
+
+class DenseBlock(nn.Module):
+    """Five 3x3 convolutions with dense connections (ESRGAN/IRN subnet)."""
+
+    def __init__(self, in_channels: int, out_channels: int, growth: int = 32) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_channels + i * growth, growth, 3, padding=1) for i in range(4)
+        )
+        self.out = nn.Conv2d(in_channels + 4 * growth, out_channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+        for conv in self.convs:
+            nn.init.xavier_normal_(conv.weight)
+            conv.weight.data.mul_(0.1)
+            nn.init.zeros_(conv.bias)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = [x]
+        for conv in self.convs:
+            features.append(self.act(conv(torch.cat(features, 1))))
+        return self.out(torch.cat(features, 1))
+
+
+def dense_subnet(growth: int) -> SubnetConstructor:
+    """Subnet constructor for :class:`IRNCouplingBlock` with a given growth."""
+
+    def build(in_channels: int, out_channels: int) -> nn.Module:
+        return DenseBlock(in_channels, out_channels, growth)
+
+    return build
+
+
+class IRNCouplingBlock(InvertibleModule):
+    """IRN's invertible block: additive on the LR channels, affine on the rest."""
+
+    def __init__(
+        self,
+        dims_in: Sequence[tuple[int, ...]],
+        dims_c: Sequence[tuple[int, ...]] | None = None,
+        subnet_constructor: SubnetConstructor = dense_subnet(32),
+        split_len: int = 3,
+        clamp: float = 1.0,
+    ) -> None:
+        super().__init__(dims_in, dims_c or [])
+        channels = dims_in[0][0]
+        if not 0 < split_len < channels:
+            raise ValueError(f"split_len must be in (0, {channels}), got {split_len}")
+        self.split_len = split_len
+        self.clamp = clamp
+        rest = channels - split_len
+        self.phi = subnet_constructor(rest, split_len)
+        self.eta = subnet_constructor(split_len, rest)
+        self.rho = subnet_constructor(split_len, rest)
+
+    def _log_scale(self, y1: Tensor) -> Tensor:
+        return self.clamp * (torch.sigmoid(self.rho(y1)) * 2 - 1)
+
+    def forward(
+        self, x: Iterable[Tensor], c: Iterable[Tensor] = (), rev: bool = False, jac: bool = True
+    ) -> tuple[tuple[Tensor], Tensor]:
+        x = x[0]
+        a, b = x[:, : self.split_len], x[:, self.split_len :]
+        if not rev:
+            y1 = a + self.phi(b)
+            s = self._log_scale(y1)
+            y2 = b * torch.exp(s) + self.eta(y1)
+            log_jac = s.sum(dim=(1, 2, 3))
+        else:
+            y1 = a
+            s = self._log_scale(y1)
+            y2 = (b - self.eta(y1)) * torch.exp(-s)
+            y1 = y1 - self.phi(y2)
+            log_jac = -s.sum(dim=(1, 2, 3))
+        return (torch.cat((y1, y2), 1),), log_jac
+
+    def output_dims(self, input_dims: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return list(input_dims)

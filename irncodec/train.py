@@ -1,0 +1,300 @@
+"""Training IRN on a folder of photos: ``irncodec train CONFIG.yaml``.
+
+Losses follow IRN (Xiao et al. 2020), summed per image and averaged over the
+batch as in the reference code:
+
+* guide: L2 between the LR image and a bicubic (antialiased) downscale, so the
+  stored LR image is a faithful thumbnail;
+* distr: sum of z^2, pushing z towards N(0, I) so the decoder can sample it;
+* recon: L1 between the input and its reconstruction from the 8-bit quantised
+  LR image (straight-through rounding) and a fresh z from the model's prior
+  N(0, t^2 I), t = ``model.z_temperature``.
+
+Checkpoints hold the model, optimizer, scheduler, both random generators and
+the iteration, so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor
+
+from .errors import ConfigError
+from .data import RandomCrops, find_images, load_rgb_uint8
+from .metrics import psnr, quantize_8bit
+from .models import IRN, IRNConfig, count_parameters
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; loaded from YAML (see configs/)."""
+
+    name: str
+    model: IRNConfig
+    train_dirs: list[str]
+    val_dir: str | None = None
+    val_images: int = 4
+    val_crop: int = 256
+    patch_size: int = 96
+    batch_size: int = 16
+    iterations: int = 10000
+    lr: float = 2e-4
+    weight_decay: float = 1e-5
+    lr_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.9])
+    lr_gamma: float = 0.5
+    grad_clip: float = 10.0
+    lambda_guide: float = 4.0
+    lambda_distr: float = 1.0
+    lambda_recon: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    val_every: int = 1000
+    log_every: int = 50
+    threads: int | None = None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
+        """Load a config; relative folders are taken from the YAML file's folder."""
+        try:
+            with open(path) as f:
+                raw = yaml.safe_load(f)
+            if not isinstance(raw, dict):
+                raise ValueError("expected a mapping at the top level")
+            base = Path(path).resolve().parent
+            raw["model"] = IRNConfig.from_dict(raw.get("model", {}))
+            raw["train_dirs"] = [str((base / d).resolve()) for d in raw["train_dirs"]]
+            if raw.get("val_dir"):
+                raw["val_dir"] = str((base / raw["val_dir"]).resolve())
+            return cls(**raw)
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"bad training config {path}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["model"] = self.model.to_dict()
+        return out
+
+
+def quantize_ste(x: Tensor) -> Tensor:
+    """8-bit rounding in the forward pass, identity gradient in the backward."""
+    return x + (quantize_8bit(x) - x).detach()
+
+
+def bicubic_downscale(x: Tensor, scale: int) -> Tensor:
+    return F.interpolate(x, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
+
+
+def irn_losses(model: IRN, hr: Tensor) -> dict[str, Tensor]:
+    """The three IRN loss terms for one batch, each per image."""
+    n = hr.shape[0]
+    lr, z = model(hr)
+    guide = ((lr - bicubic_downscale(hr, model.scale)) ** 2).sum() / n
+    distr = (z**2).sum() / n
+    recon_hr = model.upscale(quantize_ste(lr))
+    recon = (recon_hr - hr).abs().sum() / n
+    return {"guide": guide, "distr": distr, "recon": recon}
+
+
+class Trainer:
+    """One training run: model, optimizer, schedule, data and checkpoints."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.seed)
+        self.model = IRN(config.model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, self._milestones(), config.lr_gamma)
+        self.data = RandomCrops(config.train_dirs, config.patch_size, seed=config.seed)
+        self.iteration = 0
+        self.elapsed = 0.0
+        self._val_images: list[Tensor] | None = None
+
+    def _milestones(self) -> list[int]:
+        return [int(m * self.config.iterations) for m in self.config.lr_milestones]
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "torch_rng": torch.get_rng_state(),
+            "data_rng": self.data.generator.get_state(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self._replan_schedule()
+        self.iteration = state["iteration"]
+        self.elapsed = state["elapsed"]
+        torch.set_rng_state(state["torch_rng"])
+        self.data.generator.set_state(state["data_rng"])
+
+    def _replan_schedule(self) -> None:
+        """Make the LR follow this run's length, which may have changed on resume."""
+        milestones = self._milestones()
+        self.scheduler.milestones = Counter(milestones)
+        passed = sum(m <= self.scheduler.last_epoch for m in milestones)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self.config.lr_gamma**passed
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def step(self) -> dict[str, float]:
+        c = self.config
+        self.model.train()
+        hr = self.data.batch(c.batch_size)
+        losses = irn_losses(self.model, hr)
+        total = c.lambda_guide * losses["guide"] + c.lambda_distr * losses["distr"] + c.lambda_recon * losses["recon"]
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if c.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.iteration += 1
+        out = {k: v.item() for k, v in losses.items()}
+        out["total"] = total.item()
+        return out
+
+    def validate(self) -> dict[str, float]:
+        """PSNR of HR reconstruction (8-bit LR, z drawn with a fixed seed) and of LR vs bicubic."""
+        c = self.config
+        if c.val_dir is None:
+            return {}
+        if self._val_images is None:
+            paths = find_images(c.val_dir)[: c.val_images]
+            crops = []
+            for p in paths:
+                img = load_rgb_uint8(p).float()[None] / 255
+                h, w = (min(s, c.val_crop) // c.model.scale * c.model.scale for s in img.shape[2:])
+                crops.append(img[:, :, :h, :w])
+            self._val_images = crops
+        self.model.eval()
+        hr_psnr, lr_psnr = [], []
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for hr in self._val_images:
+                lr, _ = self.model(hr)
+                lr = quantize_8bit(lr)
+                rec = quantize_8bit(self.model.upscale(lr, generator=gen))
+                hr_psnr.append(psnr(rec, hr))
+                lr_psnr.append(psnr(lr, bicubic_downscale(hr, self.model.scale).clamp(0, 1)))
+        return {"val_psnr": sum(hr_psnr) / len(hr_psnr), "val_lr_psnr": sum(lr_psnr) / len(lr_psnr)}
+
+    def run(self, progress: bool = True, stop_at: int | None = None) -> None:
+        """Train up to ``stop_at`` (default: the end), checkpointing on the way and at the stop."""
+        from tqdm import tqdm
+
+        c = self.config
+        end = c.iterations if stop_at is None else min(stop_at, c.iterations)
+        log_path = self.run_dir / "log.csv"
+        fields = ["iteration", "elapsed_s", "lr", "total", "guide", "distr", "recon", "val_psnr", "val_lr_psnr"]
+        new_log = not log_path.exists()
+        with open(log_path, "a", newline="") as log_file:
+            log = csv.DictWriter(log_file, fields, extrasaction="ignore")
+            if new_log:
+                log.writeheader()
+            bar = tqdm(total=c.iterations, initial=self.iteration, disable=not progress, desc=c.name)
+            sums: dict[str, float] = {}
+            while self.iteration < end:
+                start = time.perf_counter()
+                metrics = self.step()
+                self.elapsed += time.perf_counter() - start
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.update(1)
+                row: dict[str, Any] = {}
+                if self.iteration % c.log_every == 0:
+                    row = {k: v / c.log_every for k, v in sums.items()}
+                    sums = {}
+                    bar.set_postfix(loss=f"{row['total']:.1f}", recon=f"{row['recon']:.1f}")
+                if self.iteration % c.val_every == 0 or self.iteration == c.iterations:
+                    row.update(self.validate())
+                    if "val_psnr" in row:
+                        bar.write(f"iter {self.iteration}: val PSNR {row['val_psnr']:.2f} dB, LR vs bicubic {row['val_lr_psnr']:.2f} dB")
+                if row:
+                    row.update(iteration=self.iteration, elapsed_s=round(self.elapsed, 1), lr=self.scheduler.get_last_lr()[0])
+                    log.writerow(row)
+                    log_file.flush()
+                if self.iteration % c.checkpoint_every == 0 or self.iteration == end:
+                    self.save_checkpoint()
+            bar.close()
+
+
+def train(config_path: str | os.PathLike, run_dir: str | os.PathLike | None = None,
+          resume: bool = True, iterations: int | None = None, progress: bool = True,
+          stop_at: int | None = None) -> Trainer:
+    """Train (or resume) the run described by a YAML config.
+
+    ``iterations`` overrides the run's length (and so its LR schedule);
+    ``stop_at`` pauses the run at that iteration, to be resumed later.
+    """
+    config = TrainConfig.from_yaml(config_path)
+    if iterations is not None:
+        config.iterations = iterations
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    for folder in config.train_dirs + ([config.val_dir] if config.val_dir else []):
+        if not Path(folder).is_dir():
+            raise ConfigError(f"dataset folder not found: {folder}")
+    trainer = Trainer(config, run_dir or Path("runs") / config.name)
+    if resume and trainer.checkpoint_path.exists():
+        trainer.load_checkpoint(trainer.checkpoint_path)
+    if progress:
+        print(f"{config.name}: {count_parameters(trainer.model):,} parameters, "
+              f"{len(trainer.data)} training images, starting at iteration {trainer.iteration}")
+    trainer.run(progress, stop_at)
+    return trainer
+
+
+def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """How a checkpoint was made: config, iterations, wall time, data."""
+    config = checkpoint["config"]
+    return {
+        "config": config,
+        "iterations": checkpoint["iteration"],
+        "train_seconds": round(checkpoint["elapsed"], 1),
+        "data": config["train_dirs"],
+        "torch": torch.__version__,
+        "threads": config.get("threads") or torch.get_num_threads(),
+    }
+
+
+def export_checkpoint(checkpoint_path: str | os.PathLike, output: str | os.PathLike,
+                      half: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save a checkpoint's model as safetensors with its training record."""
+    from .zoo import export
+
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model = IRN(IRNConfig.from_dict(state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    record = training_record(state)
+    record["parameters"] = count_parameters(model)
+    record.update(extra or {})
+    export(model, output, record, half=half)
+    return record

@@ -1,0 +1,154 @@
+"""Pretrained models: named weights shipped with the package, loaded without pickle.
+
+Weights live in ``irncodec/weights/NAME.safetensors`` (fp16 where quality
+allows; loaded as float32), with the architecture stored in the file's
+metadata. ``weights/manifest.json`` lists every shipped model with the SHA-256
+of its file, checked on load, and ``weights/NAME.json`` records how it was
+trained. A path to any ``.safetensors`` file written by :func:`export` can be
+used wherever a model name is accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import ModelError
+from .models import IRN, IRNConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+WEIGHTS_FORMAT = "irncodec-weights-1"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+#: The model ``encode`` uses for each scale when none is named.
+DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
+
+
+def _manifest() -> dict[str, dict[str, Any]]:
+    if not MANIFEST.exists():
+        return {}
+    with open(MANIFEST) as f:
+        return json.load(f)
+
+
+def available_models() -> dict[str, dict[str, Any]]:
+    """Shipped models by name, with scale, parameters and description."""
+    return _manifest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _resolve(name_or_path: str) -> tuple[Path, str | None]:
+    """Weights file for a model name or path, and the SHA-256 it must have."""
+    entry = _manifest().get(name_or_path)
+    if entry is not None:
+        path = WEIGHTS_DIR / entry["file"]
+        if not path.exists():
+            raise ModelError(f"weights of model '{name_or_path}' are missing: {path} (reinstall irncodec)")
+        return path, entry["sha256"]
+    path = Path(name_or_path)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise ModelError(f"weights file not found: {path}")
+        return path, None
+    known = ", ".join(sorted(_manifest())) or "none installed"
+    raise ModelError(f"unknown model '{name_or_path}': choose from {known}, or give a .safetensors path")
+
+
+def model_name_for(name_or_path: str) -> str:
+    """The identifier stored in ``.irn`` headers: the name, or a weights file's stem."""
+    name = name_or_path if name_or_path in _manifest() else Path(name_or_path).stem
+    if not NAME_PATTERN.match(name):
+        raise ModelError(f"model name '{name}' must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    return name
+
+
+def read_weights(path: str | os.PathLike) -> tuple[IRNConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """Config, float32 state dict and training record from a weights file."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"cannot read weights {path}: {exc}") from None
+    if meta.get("format") != WEIGHTS_FORMAT:
+        raise ModelError(f"{path} is not an irncodec weights file (format {meta.get('format')!r})")
+    try:
+        config = IRNConfig.from_dict(json.loads(meta["config"]))
+        record = json.loads(meta.get("record", "{}"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path} has invalid metadata: {exc}") from None
+    return config, {k: v.float() for k, v in tensors.items()}, record
+
+
+@lru_cache(maxsize=8)
+def _load_cached(name_or_path: str) -> IRN:
+    path, expected_sha = _resolve(name_or_path)
+    if expected_sha is not None and sha256_file(path) != expected_sha:
+        raise ModelError(f"weights of model '{name_or_path}' fail their checksum: {path} is corrupt")
+    config, state, _ = read_weights(path)
+    model = IRN(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"weights {path} do not match their architecture: {exc}") from None
+    return model.eval().requires_grad_(False)
+
+
+def load_model(name_or_path: str, device: str | torch.device = "cpu") -> IRN:
+    """A pretrained model by zoo name or ``.safetensors`` path, ready for inference."""
+    return _load_cached(str(name_or_path)).to(device)
+
+
+def export(model: IRN, path: str | os.PathLike, record: dict[str, Any] | None = None,
+           half: bool = True) -> None:
+    """Write a model as safetensors, fp16 by default, with its config in the metadata."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+             for k, v in model.state_dict().items()}
+    metadata = {
+        "format": WEIGHTS_FORMAT,
+        "config": json.dumps(model.config.to_dict()),
+        "record": json.dumps(record or {}),
+    }
+    tmp = Path(str(path) + ".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def register(name: str, description: str, record: dict[str, Any]) -> None:
+    """Add or update a shipped model in the manifest (used when releasing weights)."""
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    config, _, _ = read_weights(path)
+    manifest = _manifest()
+    manifest[name] = {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "scale": config.scale,
+        "parameters": record.get("parameters"),
+        "description": description,
+    }
+    with open(MANIFEST, "w") as f:
+        json.dump(dict(sorted(manifest.items())), f, indent=2)
+        f.write("\n")
+    with open(WEIGHTS_DIR / f"{name}.json", "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    _load_cached.cache_clear()

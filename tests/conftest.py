@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny models saved as weights files, small test images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from irncodec import zoo
+from irncodec.models import IRN, IRNConfig
+
+
+def make_tiny_model(scale: int, seed: int = 0) -> IRN:
+    """A small IRN with non-trivial weights (fresh IRNs are plain Haar transforms)."""
+    torch.manual_seed(seed)
+    model = IRN(IRNConfig(scale=scale, blocks_per_stage=1, growth=4, z_temperature=0.05))
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data.add_(torch.randn_like(p) * 0.02)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """Paths of tiny x2 and x4 weights files, keyed by scale."""
+    folder = tmp_path_factory.mktemp("weights")
+    paths = {}
+    for scale in (2, 4):
+        path = folder / f"tiny-x{scale}.safetensors"
+        zoo.export(make_tiny_model(scale), path, record={"note": "test"})
+        paths[scale] = str(path)
+    return paths
+
+
+def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A smooth image with some texture: compresses like a photo, unlike noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([
+        128 + 90 * np.sin(x / 7.0 + c) * np.cos(y / 9.0 - c) for c in range(3)
+    ], axis=-1)
+    base += rng.normal(0, 6, base.shape)
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def photo():
+    return photo_like(48, 40)

@@ -1,0 +1,340 @@
+"""Benchmark harness: quality lists, rates, BD-rate, output schema, metrics, DISTS loading."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import irncodec
+from irncodec import metrics
+from irncodec.imageio import image_to_tensor
+
+try:  # tests/ as a package or as a plain folder on sys.path
+    from .conftest import photo_like
+except ImportError:
+    from conftest import photo_like
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load_script(name: str) -> ModuleType:
+    """Import a benchmark script by path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+rd = _load_script("rd_curve")
+speed = _load_script("speed")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: one thread avoids OpenMP spinning against other busy processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_dists(tmp_path, monkeypatch):
+    """A torch hub cache with nothing in it."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+
+
+@pytest.fixture
+def dataset(tmp_path) -> Path:
+    """Two small photo-like PNGs."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        photo_like(64, 48, seed=i).save(folder / f"img{i}.png")
+    return folder
+
+
+# --- quality lists ---------------------------------------------------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ("30..90", [30, 40, 50, 60, 70, 80, 90]),
+    ("30..90:20", [30, 50, 70, 90]),
+    ("30,50,90", [30, 50, 90]),
+    ("90, 30,50,30", [30, 50, 90]),
+    ("75", [75]),
+    ("0..100:50", [0, 50, 100]),
+])
+def test_parse_qualities(text, expected):
+    assert rd.parse_qualities(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "abc", "30..", "..90", "90..30", "0..101", "-5", "30..90:0",
+                                  "30..90:x", "30,,50", "101", "3.5"])
+def test_parse_qualities_rejects(text):
+    with pytest.raises(ValueError):
+        rd.parse_qualities(text)
+
+
+def test_bad_qf_is_a_click_error(tmp_path):
+    result = CliRunner().invoke(rd.main, ["--qf", "90..30", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "backwards" in result.output and "--qf" in result.output
+
+
+def test_entropy_codec_not_available_yet(tmp_path):
+    result = CliRunner().invoke(rd.main, ["--codec", "entropy", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not available yet" in result.output
+
+
+# --- rates -----------------------------------------------------------------------
+
+def test_bits_per_pixel():
+    assert rd.bits_per_pixel(1000, 100, 80) == 1.0
+    assert rd.bits_per_pixel(3, 2, 3) == 4.0
+
+
+def test_irncodec_rate_counts_the_whole_file(tiny_weights):
+    img = photo_like(64, 48)
+    coded = rd.measure_irncodec(img, 70, "jpeg", 2, model=tiny_weights[2])
+    data = irncodec.encode(img, quality=70, codec="jpeg", scale=2, model=tiny_weights[2])
+    assert coded.nbytes == len(data)
+    assert coded.image.size == img.size
+    setting = rd.Setting("irncodec-x2-jpeg", 2, "jpeg", 70, run=None)
+    row = rd.make_row(setting, "x", img, coded, {})
+    assert row["bpp"] == pytest.approx(len(data) * 8 / (64 * 48))
+
+
+def test_pillow_and_bicubic_rates_are_file_sizes():
+    img = photo_like(64, 48)
+    jpeg = rd.measure_pillow(img, "JPEG", 50, subsampling="4:2:0")
+    assert jpeg.image.size == img.size and jpeg.nbytes > 0
+    bicubic = rd.measure_bicubic(img, 2, "jpeg", 50)
+    assert bicubic.image.size == img.size
+    assert bicubic.nbytes < jpeg.nbytes  # a quarter of the pixels at the same quality
+
+
+# --- BD-rate ---------------------------------------------------------------------
+
+def _curve(rates, psnrs):
+    return {"points": [{"bpp": r, "psnr": d} for r, d in zip(rates, psnrs)]}
+
+
+def test_bd_rate_of_a_curve_needing_10_percent_fewer_bits():
+    rates = [0.2, 0.4, 0.8, 1.6, 3.2]
+    psnrs = [27.0, 30.5, 33.5, 36.0, 38.0]
+    result = rd.bd_pair(_curve(rates, psnrs), _curve([0.9 * r for r in rates], psnrs))
+    assert result["bd_rate"] == pytest.approx(-10.0, abs=1e-6)
+    assert result["bd_metric"] > 0
+
+
+def test_bd_pair_skips_short_and_disjoint_curves():
+    anchor = _curve([0.2, 0.4, 0.8, 1.6], [27, 30, 33, 36])
+    short = rd.bd_pair(anchor, _curve([0.2, 0.4, 0.8], [27, 30, 33]))
+    assert short["bd_rate"] is None and "fewer than 4" in short["note"]
+    far = rd.bd_pair(anchor, _curve([5, 6, 7, 8], [40, 41, 42, 43]))
+    assert far["bd_rate"] is None and "no bpp overlap" in far["note"]
+
+
+def test_bd_table_covers_every_rescaling_curve_and_anchor():
+    summary = {m: _curve([0.2, 0.4, 0.8, 1.6], [27, 30, 33, 36])
+               for m in ("jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-png", "bicubic-x2-jpeg")}
+    rows = rd.bd_table(summary)
+    assert {(r["test"], r["anchor"]) for r in rows} == {
+        (t, a) for t in ("irncodec-x2-jpeg", "bicubic-x2-jpeg") for a in ("jpeg-420", "webp")}
+    assert all(r["bd_rate"] == pytest.approx(0, abs=1e-9) for r in rows)
+    assert "| irncodec-x2-jpeg | jpeg-420 |" in rd.bd_markdown(rows, rows)
+
+
+# --- the whole harness -------------------------------------------------------------
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames), list(reader)
+
+
+def test_harness_writes_points_means_and_reports(tiny_weights, dataset, tmp_path, no_dists):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(rd.main, [
+        "--dataset", str(dataset), "--limit", "2", "--qf", "50,90", "--model", tiny_weights[2],
+        "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "DISTS needs pretrained VGG16" in result.output  # said once, column left out
+    assert result.output.count("DISTS needs") == 1
+
+    columns, rows = _read_csv(out / "rd_points.csv")
+    assert columns == [c for c in rd.COLUMNS if c != "dists"]
+    per_image = [r for r in rows if r["image"] != "mean"]
+    means = [r for r in rows if r["image"] == "mean"]
+    assert {r["image"] for r in per_image} == {"img0", "img1"}
+    assert len(per_image) == 2 * len(means)
+    methods = {r["method"] for r in means}
+    assert {"irncodec-x2-jpeg", "irncodec-x2-webp", "irncodec-x2-png", "jpeg-420", "jpeg-444", "webp",
+            "bicubic-x2-jpeg", "bicubic-x2-png"} <= methods
+    irn = [r for r in means if r["method"] == "irncodec-x2-jpeg"]
+    assert sorted(int(r["quality"]) for r in irn) == [50, 90]
+    for row in per_image:
+        assert float(row["bpp"]) == pytest.approx(int(row["bytes"]) * 8 / (64 * 48))
+        assert math.isnan(float(row["ms_ssim"]))  # 48 px is too small for MS-SSIM
+        assert 0 < float(row["ssim"]) <= 1 and float(row["psnr"]) > 5
+    for mean in means:
+        members = [r for r in per_image if (r["method"], r["quality"]) == (mean["method"], mean["quality"])]
+        assert float(mean["bpp"]) == pytest.approx(sum(float(r["bpp"]) for r in members) / 2)
+
+    summary = json.loads((out / "rd_summary.json").read_text())
+    assert summary["meta"]["dists"] is False and summary["meta"]["images"] == ["img0", "img1"]
+    assert len(summary["methods"]["jpeg-420"]["points"]) >= 4
+    assert (out / "rd_curve.png").stat().st_size > 1000
+    assert "irncodec-x2-jpeg" in (out / "bd_rate.md").read_text()
+    assert "| method |" in result.output
+
+
+def test_harness_without_baselines(tiny_weights, dataset, tmp_path, no_dists):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(rd.main, [
+        "--dataset", str(dataset), "--limit", "1", "--qf", "80", "--codec", "jpeg", "--no-baselines",
+        "--model", tiny_weights[4], "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    _, rows = _read_csv(out / "rd_points.csv")
+    assert {r["method"] for r in rows} == {"irncodec-x4-jpeg", "irncodec-x4-png"}
+    assert {r["scale"] for r in rows} == {"4"}
+
+
+def test_model_scale_must_match_scale_option(tiny_weights, dataset, tmp_path):
+    result = CliRunner().invoke(rd.main, ["--dataset", str(dataset), "--model", tiny_weights[2],
+                                          "--scale", "4", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "x2" in result.output
+
+
+# --- metrics ---------------------------------------------------------------------
+
+def test_metrics_of_identical_images():
+    x = image_to_tensor(photo_like(64, 48))
+    assert metrics.psnr(x, x) == math.inf
+    assert metrics.ssim(x, x) == pytest.approx(1.0)
+    assert metrics.y_psnr(x, x, border=2) == math.inf
+
+
+def test_ms_ssim_needs_more_than_160_pixels():
+    small = image_to_tensor(photo_like(64, 48))
+    assert math.isnan(metrics.ms_ssim(small, small))
+    big = image_to_tensor(photo_like(176, 168))
+    assert metrics.ms_ssim(big, big) == pytest.approx(1.0)
+    noisy = (big + 0.05 * torch.randn_like(big)).clamp(0, 1)
+    assert 0 < metrics.ms_ssim(big, noisy) < 1
+
+
+def test_y_psnr_uses_studio_luma_and_crops_the_border():
+    a = torch.full((1, 3, 20, 20), 0.5)
+    b = a + 1 / 255  # every channel one level up: Y rises by 219/255 levels
+    assert metrics.y_psnr(a, b, border=0) == pytest.approx(20 * math.log10(255 / (219 / 255)))
+    c = a.clone()
+    c[..., :3, :] = 0  # damage only within a 3-pixel border
+    assert metrics.y_psnr(a, c, border=3) == math.inf
+    assert metrics.y_psnr(a, c, border=2) < 30
+    with pytest.raises(ValueError):
+        metrics.y_psnr(a, a, border=10)
+
+
+# --- DISTS -----------------------------------------------------------------------
+
+def test_dists_unavailable_without_cached_weights(no_dists):
+    with pytest.raises(metrics.DistsUnavailable, match="DISTS needs pretrained VGG16 and DISTS weights in"):
+        metrics.load_dists()
+
+
+def _fake_dists_cache() -> None:
+    """Random weights of the right keys and shapes where torch hub would keep the real ones."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg_path, dists_path = metrics.dists_weight_files()
+    vgg_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    features = make_layers(cfgs["D"])
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, vgg_path)
+    alpha, beta = torch.rand(1, 1475, 1, 1), torch.rand(1, 1475, 1, 1)
+    total = alpha.sum() + beta.sum()
+    torch.save({"alpha": alpha / total, "beta": beta / total}, dists_path)
+
+
+def test_dists_loads_from_the_cache_without_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    _fake_dists_cache()
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("DISTS tried to download weights")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    dists = metrics.load_dists()
+    x = image_to_tensor(photo_like(64, 48))
+    y = image_to_tensor(photo_like(64, 48, seed=3))
+    value = dists(x, y)
+    assert math.isfinite(value) and value > 0
+    assert dists(x, x) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_dists_rejects_a_malformed_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    vgg_path, dists_path = metrics.dists_weight_files()
+    vgg_path.parent.mkdir(parents=True)
+    torch.save({"features.0.weight": torch.zeros(1)}, vgg_path)
+    dists_path.write_bytes(b"not a checkpoint")
+    with pytest.raises(metrics.DistsUnavailable):
+        metrics.load_dists()
+
+
+# --- speed -----------------------------------------------------------------------
+
+def _speed_job(image: Path, method: str, **extra) -> dict:
+    return {"method": method, "device": "cpu", "image": str(image), "quality": 75, "repeat": 2,
+            "threads": 1, **extra}
+
+
+def test_speed_measures_pillow_in_a_fresh_process(dataset, tmp_path):
+    row = speed.measure(_speed_job(dataset / "img0.png", "jpeg-420"), tmp_path, speed.measure_in_subprocess)
+    assert row["bytes"] > 0 and row["encode_s"] > 0 and row["decode_s"] > 0
+    assert row["encode_peak_mb"] > 0 and row["encode_extra_mb"] >= 0
+    assert row["encode_mps"] == pytest.approx(64 * 48 / 1e6 / row["encode_s"])
+
+
+def test_speed_measures_irncodec(dataset, tmp_path, tiny_weights):
+    job = _speed_job(dataset / "img0.png", "irncodec-x2", model=tiny_weights[2])
+    row = speed.measure(job, tmp_path, speed.run_job)
+    assert row["bytes"] == len(irncodec.encode(photo_like(64, 48), quality=75, model=tiny_weights[2]))
+    table = speed.speed_markdown([row] + speed.mean_rows([row]))
+    assert "| irncodec-x2 | cpu | img0 |" in table and "| mean |" in table
+
+
+def test_means_leave_out_nan_ms_ssim():
+    rows = [{"method": "m", "scale": 1, "codec": "c", "quality": 50, "image": str(i), "bytes": b,
+             "bpp": b / 10, "psnr": 30.0 + i, "ssim": 0.9, "ms_ssim": v, "y_psnr": 31.0,
+             "encode_s": 0.1, "decode_s": 0.2} for i, (b, v) in enumerate([(10, 0.9), (30, math.nan)])]
+    (mean,) = rd.mean_rows(rows)
+    assert mean["image"] == "mean" and mean["bpp"] == 2.0 and mean["psnr"] == 30.5
+    assert mean["ms_ssim"] == 0.9
+
+
+def test_harness_adds_a_dists_column_when_weights_are_cached(tiny_weights, dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    _fake_dists_cache()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(rd.main, [
+        "--dataset", str(dataset), "--limit", "1", "--qf", "80", "--codec", "jpeg", "--no-baselines",
+        "--model", tiny_weights[2], "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "DISTS needs" not in result.output
+    columns, rows = _read_csv(out / "rd_points.csv")
+    assert columns == rd.COLUMNS
+    assert all(math.isfinite(float(r["dists"])) for r in rows)
+    assert json.loads((out / "rd_summary.json").read_text())["meta"]["dists"] is True

@@ -1,0 +1,110 @@
+"""The command line through click's runner: round trips and one-line errors."""
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from irncodec.cli import main
+
+from .conftest import photo_like
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def png(tmp_path):
+    path = tmp_path / "in.png"
+    photo_like(33, 21).save(path)
+    return path
+
+
+def run(runner, *args):
+    return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_encode_info_decode(runner, png, tmp_path, tiny_weights):
+    irn, out = tmp_path / "a.irn", tmp_path / "out.png"
+    result = run(runner, "encode", png, irn, "-q", 85, "--model", tiny_weights[2])
+    assert result.exit_code == 0 and result.output == ""  # quiet by default
+    info = run(runner, "info", irn)
+    assert info.exit_code == 0
+    assert "tiny-x2" in info.output and "jpeg q85" in info.output and "33x21" in info.output
+    result = run(runner, "decode", irn, out, "--model", tiny_weights[2])
+    assert result.exit_code == 0
+    assert Image.open(out).size == (33, 21)
+
+
+def test_verbose_reports_bpp(runner, png, tmp_path, tiny_weights):
+    result = run(runner, "encode", png, tmp_path / "a.irn", "-c", "webp", "-s", "4", "-m", tiny_weights[4], "-v")
+    assert result.exit_code == 0 and "bpp" in result.output
+
+
+def test_lr_only(runner, png, tmp_path, tiny_weights):
+    run(runner, "encode", png, tmp_path / "a.irn", "-m", tiny_weights[2], "-c", "png")
+    assert run(runner, "decode", tmp_path / "a.irn", tmp_path / "lr.png", "--lr-only").exit_code == 0
+    assert Image.open(tmp_path / "lr.png").size == (17, 11)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello", b"\x89IRN\x01 truncated"])
+def test_bad_irn_is_one_line_error_and_no_output(runner, tmp_path, content, tiny_weights):
+    bad, out = tmp_path / "bad.irn", tmp_path / "out.png"
+    bad.write_bytes(content)
+    result = run(runner, "decode", bad, out, "-m", tiny_weights[2])
+    assert result.exit_code == 1
+    assert result.output.startswith("irncodec: error: ") and result.output.count("\n") == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+@pytest.mark.parametrize("make_input", [
+    lambda p: p / "missing.png",
+    lambda p: p,  # a directory
+    lambda p: (p / "empty.png").write_bytes(b"") and p / "empty.png" or p / "empty.png",
+    lambda p: (p / "text.png").write_text("not an image") and p / "text.png",
+])
+def test_bad_image_is_one_line_error(runner, tmp_path, make_input, tiny_weights):
+    src = make_input(tmp_path)
+    out = tmp_path / "out.irn"
+    result = run(runner, "encode", src, out, "-m", tiny_weights[2])
+    assert result.exit_code == 1 and result.output.startswith("irncodec: error: ")
+    assert result.output.count("\n") == 1 and not out.exists()
+
+
+def test_unsupported_mode(runner, tmp_path, tiny_weights):
+    src = tmp_path / "float.tif"
+    Image.new("F", (8, 8), 0.5).save(src)
+    result = run(runner, "encode", src, tmp_path / "o.irn", "-m", tiny_weights[2])
+    assert result.exit_code == 1 and "mode" in result.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-q", "500"], "quality"),
+    (["-c", "gif"], "codec"),
+    (["-m", "nope"], "unknown model"),
+    (["-c", "webp", "--subsampling", "4:4:4"], "jpeg"),
+])
+def test_bad_options(runner, png, tmp_path, args, needle):
+    result = run(runner, "encode", png, tmp_path / "o.irn", *args)
+    assert result.exit_code != 0 and needle in result.output
+    assert not (tmp_path / "o.irn").exists()
+
+
+def test_bad_output_extension(runner, png, tmp_path, tiny_weights):
+    run(runner, "encode", png, tmp_path / "a.irn", "-m", tiny_weights[2])
+    result = run(runner, "decode", tmp_path / "a.irn", tmp_path / "out.xyz", "-m", tiny_weights[2])
+    assert result.exit_code == 1 and "cannot write" in result.output
+
+
+def test_existing_output_survives_failure(runner, tmp_path, tiny_weights):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    (tmp_path / "bad.irn").write_bytes(b"junk")
+    run(runner, "decode", tmp_path / "bad.irn", out, "-m", tiny_weights[2])
+    assert out.read_bytes() == b"keep me"
+
+
+def test_models_lists_zoo(runner):
+    result = run(runner, "models")
+    assert result.exit_code == 0

@@ -1,0 +1,309 @@
+"""The .irn container: round trips, and every kind of bad file is a FormatError."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from irncodec import container
+from irncodec.container import CODEC_IDS, MODE_IDS, Header, IrnFile, pack, peek_header, read, unpack
+from irncodec.errors import ConfigError, FormatError
+
+
+def make_header(**changes) -> Header:
+    fields = dict(model="irn-x2-small", scale=2, width=33, height=20, mode="RGB",
+                  pad_x=1, pad_y=0, codec="jpeg", quality=90)
+    fields.update(changes)
+    return Header(**fields)
+
+
+def make_file(alpha: bytes = b"", **changes) -> IrnFile:
+    return IrnFile(make_header(**changes), b"\xff\xd8 LR payload bytes \xff\xd9", alpha)
+
+
+VALID = pack(make_file(alpha=b"\x89PNG alpha", mode="RGBA"))
+
+
+def raw(payload: bytes = b"payload", alpha: bytes = b"", **fields) -> bytes:
+    """Bytes of a file built field by field, with correct CRCs but no validation."""
+    v = dict(magic=container.MAGIC, version=1, flags=1 if alpha else 0, name=b"m", scale=2,
+             width=4, height=4, mode=2, pad_x=0, pad_y=0, codec=1, quality=90,
+             payload_len=len(payload), alpha_len=len(alpha))
+    v.update(fields)
+    head = struct.pack("<4sBBB", v["magic"], v["version"], v["flags"], len(v["name"])) + v["name"]
+    head += struct.pack("<BIIBBBBBII", v["scale"], v["width"], v["height"], v["mode"], v["pad_x"],
+                        v["pad_y"], v["codec"], v["quality"], v["payload_len"], v["alpha_len"])
+    return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(payload + alpha)) + payload + alpha
+
+
+def rejects(data: bytes, match: str = "", **kwargs) -> None:
+    with pytest.raises(FormatError, match=match):
+        unpack(data, **kwargs)
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("codec", list(CODEC_IDS))
+@pytest.mark.parametrize("mode", list(MODE_IDS))
+@pytest.mark.parametrize("scale,size,pad", [(2, (32, 20), (0, 0)), (2, (1, 1), (1, 1)),
+                                            (4, (33, 17), (3, 3)), (4, (3, 64), (1, 0))])
+def test_round_trip(codec, mode, scale, size, pad):
+    alpha = b"\x89PNG alpha" if mode in ("LA", "RGBA") else b""
+    f = make_file(alpha, codec=codec, mode=mode, scale=scale, width=size[0], height=size[1],
+                  pad_x=pad[0], pad_y=pad[1], quality=0 if codec == "png" else 75)
+    data = pack(f)
+    assert unpack(data) == f
+    assert unpack(bytearray(data)) == f and unpack(memoryview(data)) == f
+    assert peek_header(data) == f.header
+    assert f.has_alpha == bool(alpha)
+    assert f.header.lr_width * scale == size[0] + pad[0]
+    assert f.header.lr_height * scale == size[1] + pad[1]
+
+
+def test_layout_matches_spec():
+    f = make_file(model="abc")
+    data = pack(f)
+    n = 3
+    assert data[:4] == b"\x89IRN" and data[4] == container.FORMAT_VERSION and data[5] == 0
+    assert data[6] == n and data[7:7 + n] == b"abc"
+    assert struct.unpack_from("<II", data, 8 + n) == (33, 20)
+    assert struct.unpack_from("<I", data, 29 + n)[0] == zlib.crc32(data[:29 + n])
+    assert data[37 + n:] == f.payload
+    assert len(data) == container.HEADER_FIXED_SIZE + n + len(f.payload)
+
+
+def test_alpha_sets_flag_and_follows_payload():
+    data = pack(make_file(alpha=b"ALPHA", mode="LA"))
+    assert data[5] == 1 and data.endswith(b"\xd9ALPHA")
+
+
+def test_bits_per_pixel():
+    f = make_file(alpha=b"x" * 11, mode="RGBA", width=40, height=20, pad_x=0)
+    assert f.size == len(pack(f))
+    assert f.bits_per_pixel() == pytest.approx(len(pack(f)) * 8 / 800)
+    assert make_file(width=2, height=4, pad_x=0).bits_per_pixel() == pytest.approx(
+        (37 + 12 + 22) * 8 / 8)
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+def test_read_path_and_file_object(tmp_path):
+    path = tmp_path / "a.irn"
+    path.write_bytes(VALID)
+    assert read(path) == unpack(VALID)
+    assert read(str(path)) == unpack(VALID)
+    with open(path, "rb") as fh:
+        assert read(fh) == unpack(VALID)
+    assert read(io.BytesIO(VALID)) == unpack(VALID)
+    assert peek_header(path) == unpack(VALID).header
+
+
+def test_read_missing_path_and_directory(tmp_path):
+    with pytest.raises(FormatError, match="cannot read .*missing.irn"):
+        read(tmp_path / "missing.irn")
+    with pytest.raises(FormatError, match="cannot read"):
+        read(tmp_path)
+
+
+def test_read_reports_trailing_bytes_of_a_file(tmp_path):
+    path = tmp_path / "a.irn"
+    path.write_bytes(VALID + b"junk")
+    with pytest.raises(FormatError, match="4 unexpected trailing bytes"):
+        read(path)
+
+
+# --- bad files -------------------------------------------------------------------------------
+
+def test_every_truncation_is_rejected():
+    for length in range(len(VALID)):
+        with pytest.raises(FormatError):
+            unpack(VALID[:length])
+    rejects(b"", "empty")
+    rejects(VALID[:12], "truncated .irn file: header needs")
+    rejects(VALID[:-1], "truncated .irn file: payload")
+
+
+def test_every_single_byte_change_is_rejected():
+    for i in range(len(VALID)):
+        data = bytearray(VALID)
+        data[i] ^= 0x5A
+        with pytest.raises(FormatError):
+            unpack(bytes(data))
+
+
+def test_bad_magic():
+    rejects(b"GIF89a" + VALID[6:], r"not an \.irn file \(bad magic\)")
+    rejects(b"\x89PNG\r\n\x1a\n", "bad magic")
+
+
+def test_unknown_version():
+    rejects(raw(version=2), r"unsupported \.irn format version 2 \(this irncodec reads version 1\)")
+    rejects(raw(version=0), "version 0")
+
+
+def test_reserved_flag_bits():
+    rejects(raw(flags=0x80), "reserved flag bits 0x80")
+    rejects(raw(flags=0x03, alpha=b"a", mode=4), "reserved flag bits 0x02")
+
+
+def test_header_checksum_mismatch():
+    data = bytearray(raw())
+    data[8] ^= 1  # the scale byte: still a valid value, but the CRC no longer matches
+    rejects(bytes(data), "header checksum mismatch")
+
+
+def test_payload_checksum_mismatch():
+    data = bytearray(VALID)
+    data[-15] ^= 0xFF
+    rejects(bytes(data), "payload checksum mismatch: file is corrupt")
+    data = bytearray(VALID)
+    data[-1] ^= 0xFF  # in the alpha plane
+    rejects(bytes(data), "payload checksum mismatch")
+
+
+def test_trailing_bytes():
+    rejects(VALID + b"\x00", "1 unexpected trailing bytes")
+    rejects(VALID + VALID, f"{len(VALID)} unexpected trailing bytes")
+
+
+def test_absurd_dimensions():
+    rejects(raw(width=0), "invalid image size 0x4")
+    rejects(raw(height=0), "invalid image size 4x0")
+    rejects(raw(width=70000), "exceeds the maximum dimension of 65535")
+    rejects(raw(width=2**32 - 1, height=2**32 - 1), "exceeds the maximum")
+    rejects(raw(width=40000, height=40000), "declared image size 40000x40000 exceeds the limit")
+
+
+def test_max_pixels_argument():
+    data = raw(width=100, height=100)
+    assert unpack(data).header.width == 100
+    rejects(data, "exceeds the limit of 9999 pixels", max_pixels=9999)
+    assert unpack(data, max_pixels=10000).header.height == 100
+    with pytest.raises(FormatError, match="limit of 9999"):
+        read(io.BytesIO(data), max_pixels=9999)
+    with pytest.raises(ValueError):
+        unpack(data, max_pixels=0)
+
+
+def test_max_pixels_env_var(monkeypatch):
+    data = raw(width=100, height=100)
+    monkeypatch.setenv("IRNCODEC_MAX_PIXELS", "5000")
+    rejects(data, "limit of 5000 pixels")
+    assert unpack(data, max_pixels=10000).header.width == 100  # the argument wins
+    with pytest.raises(ValueError, match="limit of 5000"):
+        pack(make_file(width=100, height=100, pad_x=0))
+    monkeypatch.setenv("IRNCODEC_MAX_PIXELS", str(2**40))
+    assert unpack(raw(width=40000, height=40000)).header.width == 40000
+    monkeypatch.setenv("IRNCODEC_MAX_PIXELS", "lots")
+    with pytest.raises(ConfigError, match="IRNCODEC_MAX_PIXELS"):
+        unpack(data)
+
+
+def test_bad_padding():
+    rejects(raw(width=5, pad_x=0), "invalid padding pad_x=0")
+    rejects(raw(width=4, pad_x=2), "invalid padding pad_x=2")
+    rejects(raw(height=3, pad_y=3, scale=4), "invalid padding pad_y=3")
+    rejects(raw(height=1, pad_y=5, scale=2), "invalid padding pad_y=5")
+
+
+def test_bad_field_values():
+    rejects(raw(scale=3), "unsupported scale 3")
+    rejects(raw(mode=0), "unknown image mode id 0")
+    rejects(raw(codec=9), "unknown LR codec id 9")
+    rejects(raw(quality=101), "invalid quality 101")
+    rejects(raw(alpha=b"a", mode=2), "mode RGB has no alpha")
+    rejects(raw(flags=1), "alpha flag is set but the alpha length is 0")
+    rejects(raw(alpha=b"a", mode=4, flags=0), "alpha flag is clear")
+    rejects(raw(payload=b""), "empty LR payload")
+
+
+def test_invalid_model_name():
+    rejects(raw(name=b"bad name"), "invalid model name")
+    rejects(raw(name=b"caf\xc3\xa9"), "invalid model name")
+    rejects(raw(name=b"\xff"), "invalid model name")
+    rejects(raw(name=b""), "invalid model name length 0")
+    rejects(raw(name=b"x" * 65), "invalid model name length 65")
+    assert unpack(raw(name=b"x" * 64)).header.model == "x" * 64
+
+
+def test_hostile_lengths_are_rejected_before_reading():
+    class NoBigReads(io.BytesIO):
+        def read(self, n=-1):
+            assert n is not None and 0 <= n <= 1 << 24, f"asked for {n} bytes"
+            return super().read(n)
+
+    data = raw(payload_len=2**32 - 1)
+    with pytest.raises(FormatError, match="exceeds the limit of 1073741824 bytes"):
+        read(NoBigReads(data))
+    data = raw(payload_len=2**30)  # allowed, but the file is short: read in chunks
+    with pytest.raises(FormatError, match="truncated"):
+        read(NoBigReads(data))
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes", [
+    dict(model="has space"), dict(model=""), dict(model="x" * 65), dict(model="é"),
+    dict(scale=3), dict(width=0), dict(width=70000), dict(mode="P"), dict(codec="gif"),
+    dict(pad_x=0), dict(pad_x=3), dict(quality=101), dict(quality=-1), dict(quality=9.5),
+    dict(width=True),
+])
+def test_pack_rejects_what_unpack_would(changes):
+    with pytest.raises(ValueError, match="cannot pack"):
+        pack(make_file(**changes))
+
+
+def test_pack_rejects_bad_payloads():
+    with pytest.raises(ValueError, match="empty LR payload"):
+        pack(IrnFile(make_header(), b""))
+    with pytest.raises(ValueError, match="has no alpha"):
+        pack(make_file(alpha=b"a", mode="RGB"))
+    with pytest.raises(ValueError, match="payload must be bytes"):
+        pack(IrnFile(make_header(), "text"))  # type: ignore[arg-type]
+
+
+# --- properties ------------------------------------------------------------------------------
+
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_random_bytes_only_raise_format_error(data):
+    for candidate in (data, container.MAGIC + bytes([1]) + data):
+        try:
+            unpack(candidate)
+        except FormatError:
+            pass
+
+
+@FAST
+@given(st.integers(0, len(VALID) - 1), st.integers(0, 255), st.binary(max_size=8))
+def test_mutations_only_raise_format_error(position, value, extra):
+    data = bytearray(VALID)
+    data[position] = value
+    for candidate in (bytes(data), bytes(data) + extra, bytes(data[:position]) + extra):
+        try:
+            f = unpack(candidate)
+        except FormatError:
+            continue
+        assert pack(f) == candidate  # anything accepted is exactly what pack would write
+
+
+@FAST
+@given(st.builds(
+    dict, model=st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True),
+    scale=st.sampled_from(container.SUPPORTED_SCALES), width=st.integers(1, 5000),
+    height=st.integers(1, 5000), mode=st.sampled_from(list(MODE_IDS)),
+    codec=st.sampled_from(list(CODEC_IDS)), quality=st.integers(0, 100)),
+    st.binary(min_size=1, max_size=50), st.binary(max_size=20))
+def test_valid_headers_round_trip(fields, payload, alpha):
+    s = fields["scale"]
+    fields.update(pad_x=-fields["width"] % s, pad_y=-fields["height"] % s)
+    if fields["mode"] not in ("LA", "RGBA"):
+        alpha = b""
+    f = IrnFile(Header(**fields), payload, alpha)
+    assert unpack(pack(f)) == f

@@ -1,0 +1,189 @@
+"""LR codecs: round trips, quality, determinism, registry and bad payloads."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from irncodec import lr_codecs
+from irncodec.errors import CodecError
+from irncodec.lr_codecs import LRCodec, available_codecs, get_codec, register_codec
+
+SIZE = (17, 13)
+LOSSY = ["jpeg", "webp"]
+
+
+def gradient(size=SIZE) -> Image.Image:
+    """A smooth image: lossy codecs should do well on it."""
+    y, x = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+    rgb = np.stack([x * 255 / size[0], y * 255 / size[1], (x + y) * 255 / sum(size)], axis=-1)
+    return Image.fromarray(np.round(rgb).astype(np.uint8), "RGB")
+
+
+def noise(size=SIZE, seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def test_available():
+    assert {"jpeg", "png", "webp"} <= set(available_codecs())
+    assert available_codecs() == sorted(available_codecs())
+
+
+@pytest.mark.parametrize("name", ["jpeg", "png", "webp"])
+def test_round_trip_size_and_mode(name):
+    codec = get_codec(name)
+    assert codec.name == name
+    out = codec.decode(codec.encode(noise(), codec.default_quality), SIZE)
+    assert out.mode == "RGB" and out.size == SIZE
+
+
+def test_png_exact():
+    img = noise()
+    codec = get_codec("png")
+    assert codec.lossless
+    assert codec.decode(codec.encode(img, 0), SIZE).tobytes() == img.tobytes()
+
+
+@pytest.mark.parametrize("name", LOSSY)
+def test_lossy_psnr_sane(name):
+    img = gradient((32, 24))
+    codec = get_codec(name)
+    assert psnr(codec.decode(codec.encode(img, 90), img.size), img) > 30
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2", "4:4:4"])
+def test_jpeg_subsampling(subsampling):
+    codec = get_codec("jpeg", subsampling=subsampling)
+    with Image.open(io.BytesIO(codec.encode(noise(), 90))) as img:
+        assert img.format == "JPEG" and img.size == SIZE
+
+
+@pytest.mark.parametrize("name", LOSSY)
+def test_higher_quality_more_bytes(name):
+    codec = get_codec(name)
+    sizes = [len(codec.encode(noise(), q)) for q in (20, 60, 95)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+@pytest.mark.parametrize("name", ["jpeg", "png", "webp"])
+def test_deterministic_and_metadata_free(name):
+    img = noise()
+    img.info["icc_profile"] = b"not really a profile"
+    img.info["exif"] = Image.Exif().tobytes()
+    codec = get_codec(name)
+    data = codec.encode(img, codec.default_quality)
+    assert data == codec.encode(noise(), codec.default_quality)
+    with Image.open(io.BytesIO(data)) as out:
+        assert "icc_profile" not in out.info and "exif" not in out.info
+
+
+@pytest.mark.parametrize("name, bad", [("jpeg", 0), ("jpeg", 101), ("webp", -1), ("webp", 101),
+                                       ("jpeg", 50.0), ("webp", "75"), ("jpeg", True)])
+def test_quality_out_of_range(name, bad):
+    codec = get_codec(name)
+    with pytest.raises(CodecError, match="quality"):
+        codec.validate_quality(bad)
+    with pytest.raises(CodecError, match="quality"):
+        codec.encode(noise(), bad)
+
+
+def test_quality_range_in_message():
+    with pytest.raises(CodecError, match=r"1\.\.100"):
+        get_codec("jpeg").validate_quality(0)
+
+
+def test_quality_valid():
+    assert get_codec("jpeg").validate_quality(np.int64(1)) == 1
+    assert get_codec("webp").validate_quality(0) == 0
+    assert get_codec("png").validate_quality(95) == 0
+
+
+def test_unknown_codec():
+    with pytest.raises(CodecError, match="unknown LR codec 'gif': choose from jpeg, png, webp"):
+        get_codec("gif")
+
+
+def test_bad_options():
+    with pytest.raises(CodecError, match="subsampling"):
+        get_codec("jpeg", subsampling="4:1:1")
+    with pytest.raises(CodecError, match="option"):
+        get_codec("png", subsampling="4:2:0")
+
+
+def test_encode_rejects_non_rgb():
+    with pytest.raises(CodecError, match="RGB"):
+        get_codec("png").encode(noise().convert("RGBA"), 0)
+
+
+def test_webp_size_limit():
+    with pytest.raises(CodecError, match="16383"):
+        get_codec("webp").encode(Image.new("RGB", (16384, 1)), 75)
+
+
+@pytest.mark.parametrize("name, other", list(itertools.permutations(["jpeg", "png", "webp"], 2)))
+def test_payload_of_other_format_rejected(name, other):
+    payload = get_codec(other).encode(noise(), 75)
+    with pytest.raises(CodecError, match=f"not a {name} stream"):
+        get_codec(name).decode(payload, SIZE)
+
+
+@pytest.mark.parametrize("name", ["jpeg", "png", "webp"])
+@pytest.mark.parametrize("damage", ["garbage", "empty", "half", "last_byte", "trailing"])
+def test_damaged_payload_rejected(name, damage):
+    data = get_codec(name).encode(noise(), 75)
+    data = {
+        "garbage": b"\x89garbage" * 8,
+        "empty": b"",
+        "half": data[: len(data) // 2],
+        "last_byte": data[:-1],
+        "trailing": data + b"\x00",
+    }[damage]
+    with pytest.raises(CodecError):
+        get_codec(name).decode(data, SIZE)
+
+
+@pytest.mark.parametrize("name", ["jpeg", "png", "webp"])
+def test_wrong_size_rejected(name):
+    data = get_codec(name).encode(noise(), 75)
+    with pytest.raises(CodecError, match="17x13"):
+        get_codec(name).decode(data, (SIZE[0], SIZE[1] + 1))
+
+
+def test_png_payload_of_other_mode_rejected():
+    out = io.BytesIO()
+    noise().convert("L").save(out, format="PNG")
+    with pytest.raises(CodecError, match="mode"):
+        get_codec("png").decode(out.getvalue(), SIZE)
+
+
+def test_register_new_codec(monkeypatch):
+    monkeypatch.setattr(lr_codecs, "_REGISTRY", dict(lr_codecs._REGISTRY))
+
+    @register_codec
+    class RawCodec(LRCodec):
+        name: ClassVar[str] = "raw"
+        lossless = True
+        min_quality = max_quality = default_quality = 0
+
+        def encode(self, image, quality):
+            return image.tobytes()
+
+        def decode(self, data, size):
+            return Image.frombytes("RGB", size, data)
+
+    assert "raw" in available_codecs()
+    codec = get_codec("raw")
+    assert codec.decode(codec.encode(noise(), 0), SIZE).tobytes() == noise().tobytes()
+    with pytest.raises(ValueError, match="already taken"):
+        register_codec(type("Impostor", (RawCodec,), {}))
