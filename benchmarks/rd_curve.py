@@ -105,7 +105,7 @@ def bits_per_pixel(nbytes: int, width: int, height: int) -> float:
 
 
 def measure_irncodec(img: Image.Image, quality: int | None, codec: str, scale: int,
-                     model: str | None = None, temperature: float = 1.0,
+                     model: str | None = None, temperature: float | None = None,
                      device: str = "cpu") -> Coded:
     """Encode to ``.irn`` bytes and decode back; the rate counts the whole file."""
     import irncodec
@@ -243,7 +243,7 @@ def bicubic_settings(qualities: Sequence[int], scales: Sequence[int]) -> list[Se
 
 
 def irncodec_settings(qualities: Sequence[int], models: dict[int, str], codecs: Sequence[str],
-                      temperature: float, device: str) -> list[Setting]:
+                      temperature: float | None, device: str) -> list[Setting]:
     """irncodec curves per scale and LR codec, plus one lossless-LR (PNG) point per scale."""
     settings = []
     for scale, model in models.items():
@@ -681,12 +681,13 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
               show_default="benchmarks/results", help="Output folder.")
 @click.option("--device", default="cpu", show_default=True, help="torch device for irncodec and DISTS.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="z temperature at decode.")
+@click.option("--temperature", type=float, default=None,
+              help="z temperature at decode [default: each model's own prior].")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch.set_num_threads (default: torch's choice).")
 @click.option("--no-baselines", is_flag=True, help="Measure irncodec only.")
 def main(qualities: list[int], dataset: Path, scales: list[int], codecs: list[str], model: str | None,
-         out: Path, device: str, limit: int | None, temperature: float, threads: int | None,
+         out: Path, device: str, limit: int | None, temperature: float | None, threads: int | None,
          no_baselines: bool) -> None:
     """Measure rate-distortion curves of irncodec and baselines on a dataset."""
     if threads is not None:

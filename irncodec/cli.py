@@ -165,14 +165,26 @@ def train(config: Path, run_dir: Path | None, iterations: int | None, stop_at: i
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path), required=False)
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (default: float16).")
-def export(checkpoint: Path, output: Path, fp32: bool) -> None:
+@click.option("--register", "name", default=None,
+              help="Ship as zoo model NAME inside the package (maintainers).")
+@click.option("--description", default="", help="With --register: one line for `irncodec models`.")
+@click.option("--eval-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="With --register: measure PSNR on these images into the training record.")
+def export(checkpoint: Path, output: Path | None, fp32: bool, name: str | None,
+           description: str, eval_dir: Path | None) -> None:
     """Write the model of a training CHECKPOINT as a .safetensors OUTPUT."""
-    from .train import export_checkpoint
+    from .train import export_checkpoint, release
 
-    if output.suffix != ".safetensors":
-        _fail("the output must end in .safetensors")
+    if name is not None:
+        if output is not None or fp32:
+            _fail("--register writes fp16 weights into the package: give no OUTPUT or --fp32")
+        record = release(checkpoint, name, description, eval_dir)
+        click.echo(f"registered {name}: {record['iterations']} iterations, {record['parameters']:,} parameters")
+        return
+    if output is None or output.suffix != ".safetensors":
+        _fail("give an OUTPUT ending in .safetensors")
     export_checkpoint(checkpoint, output, half=not fp32)
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import container, imageio, zoo
 from .container import Header, IrnFile
-from .errors import ModelError
+from .errors import ImageError, ModelError
 from .lr_codecs import get_codec
 from .metrics import quantize_8bit
 from .models import IRN
@@ -35,6 +35,16 @@ def _resolve_model(model: str | None, scale: int | None) -> str:
             raise ModelError(f"unsupported scale {scale}: choose from {sorted(zoo.DEFAULT_MODELS)}")
         return zoo.DEFAULT_MODELS[scale]
     return model
+
+
+def _check_size(img: Image.Image) -> None:
+    """Refuse images an ``.irn`` file may not hold, before any work is done."""
+    limit = container.max_pixels_limit()
+    if max(img.size) > container.MAX_DIMENSION or img.width * img.height > limit:
+        raise ImageError(
+            f"image of {img.width}x{img.height} is too large: at most {container.MAX_DIMENSION} "
+            f"pixels a side and {limit} pixels in all (set {container.MAX_PIXELS_ENV} to change)"
+        )
 
 
 def downscale(model: IRN, image: Image.Image, device: str | torch.device = "cpu") -> tuple[Image.Image, int, int]:
@@ -80,6 +90,7 @@ def encode(
         raise ModelError(f"model '{model_ref}' is x{net.scale}, but scale {scale} was asked for")
 
     img = image if isinstance(image, Image.Image) else imageio.load_image(image)
+    _check_size(img)
     rgb, alpha, mode = imageio.split_alpha(img)
     lr_image, pad_x, pad_y = downscale(net, rgb, device)
     header = Header(

@@ -182,29 +182,14 @@ class Trainer:
         return out
 
     def validate(self) -> dict[str, float]:
-        """PSNR of HR reconstruction (8-bit LR, z drawn with a fixed seed) and of LR vs bicubic."""
+        """Reconstruction quality on the first few validation images, cropped for speed."""
         c = self.config
         if c.val_dir is None:
             return {}
         if self._val_images is None:
-            paths = find_images(c.val_dir)[: c.val_images]
-            crops = []
-            for p in paths:
-                img = load_rgb_uint8(p).float()[None] / 255
-                h, w = (min(s, c.val_crop) // c.model.scale * c.model.scale for s in img.shape[2:])
-                crops.append(img[:, :, :h, :w])
-            self._val_images = crops
-        self.model.eval()
-        hr_psnr, lr_psnr = [], []
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for hr in self._val_images:
-                lr, _ = self.model(hr)
-                lr = quantize_8bit(lr)
-                rec = quantize_8bit(self.model.upscale(lr, generator=gen))
-                hr_psnr.append(psnr(rec, hr))
-                lr_psnr.append(psnr(lr, bicubic_downscale(hr, self.model.scale).clamp(0, 1)))
-        return {"val_psnr": sum(hr_psnr) / len(hr_psnr), "val_lr_psnr": sum(lr_psnr) / len(lr_psnr)}
+            self._val_images = load_eval_images(c.val_dir, c.val_images, c.val_crop, c.model.scale)
+        metrics = evaluate(self.model, self._val_images)
+        return {"val_psnr": metrics["psnr"], "val_lr_psnr": metrics["lr_psnr"]}
 
     def run(self, progress: bool = True, stop_at: int | None = None) -> None:
         """Train up to ``stop_at`` (default: the end), checkpointing on the way and at the stop."""
@@ -272,6 +257,32 @@ def train(config_path: str | os.PathLike, run_dir: str | os.PathLike | None = No
     return trainer
 
 
+def load_eval_images(folder: str | os.PathLike, limit: int | None = None,
+                     crop: int | None = None, multiple: int = 1) -> list[Tensor]:
+    """[1,3,H,W] images from a folder, top-left cropped to ``crop`` and to a multiple of the scale."""
+    images = []
+    for path in find_images(folder)[:limit]:
+        img = load_rgb_uint8(path).float()[None] / 255
+        h, w = (min(s, crop or s) // multiple * multiple for s in img.shape[2:])
+        images.append(img[:, :, :h, :w])
+    return images
+
+
+def evaluate(model: IRN, images: list[Tensor], temperature: float | None = None) -> dict[str, float]:
+    """Mean RGB PSNR of HR reconstructions from the 8-bit LR (lossless LR, z drawn with
+    a fixed seed), and of the LR image against a bicubic downscale."""
+    model.eval()
+    hr_psnr, lr_psnr = [], []
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for hr in images:
+            lr = quantize_8bit(model(hr)[0])
+            rec = quantize_8bit(model.upscale(lr, temperature, generator))
+            hr_psnr.append(psnr(rec, hr))
+            lr_psnr.append(psnr(lr, bicubic_downscale(hr, model.scale).clamp(0, 1)))
+    return {"psnr": sum(hr_psnr) / len(hr_psnr), "lr_psnr": sum(lr_psnr) / len(lr_psnr)}
+
+
 def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """How a checkpoint was made: config, iterations, wall time, data."""
     config = checkpoint["config"]
@@ -297,4 +308,33 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, output: str | os.PathL
     record["parameters"] = count_parameters(model)
     record.update(extra or {})
     export(model, output, record, half=half)
+    return record
+
+
+def release(checkpoint_path: str | os.PathLike, name: str, description: str,
+            eval_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Ship a checkpoint as zoo model ``name``: fp16 weights, manifest entry, training record.
+
+    With ``eval_dir``, the record also holds the PSNR measured on it (lossless LR)
+    with the fp32 and the shipped fp16 weights, so the cost of fp16 is on record.
+    """
+    from . import zoo
+
+    if not zoo.NAME_PATTERN.match(name):
+        raise ConfigError(f"model name '{name}' must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    path = zoo.WEIGHTS_DIR / f"{name}.safetensors"
+    record = export_checkpoint(checkpoint_path, path, half=True)
+    if eval_dir is not None:
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        full = IRN(IRNConfig.from_dict(state["config"]["model"]))
+        full.load_state_dict(state["model"])
+        half = IRN(full.config)
+        half.load_state_dict(zoo.read_weights(path)[1])
+        images = load_eval_images(eval_dir, multiple=full.scale)
+        record["evaluation"] = {
+            "data": str(Path(eval_dir).resolve()), "images": len(images), "lr_codec": "png (lossless)",
+            "fp32": evaluate(full, images), "fp16": evaluate(half, images),
+            "fp16_mean_z": evaluate(half, images, temperature=0.0),
+        }
+    zoo.register(name, description, record)
     return record

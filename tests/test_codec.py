@@ -6,7 +6,7 @@ from PIL import Image
 
 import irncodec
 from irncodec import container
-from irncodec.errors import CodecError, FormatError, ModelError
+from irncodec.errors import CodecError, FormatError, ImageError, ModelError
 from irncodec.metrics import psnr
 from irncodec.imageio import image_to_tensor
 
@@ -96,3 +96,9 @@ def test_payload_that_does_not_decode_is_codec_error(tiny_weights, photo):
     bad = container.IrnFile(irn.header, b"\xff\xd8 not really a jpeg", irn.alpha)
     with pytest.raises(CodecError):
         irncodec.decode(container.pack(bad), model=tiny_weights[2])
+
+
+def test_image_over_pixel_limit_is_image_error(tiny_weights, photo, monkeypatch):
+    monkeypatch.setenv("IRNCODEC_MAX_PIXELS", "1000")
+    with pytest.raises(ImageError, match="too large"):
+        irncodec.encode(photo, model=tiny_weights[2])

@@ -92,3 +92,18 @@ def test_resume_with_new_length_replans_schedule(tiny_config, tmp_path):
     resumed = train(tiny_config, tmp_path / "run", iterations=4, progress=False)
     assert sorted(resumed.scheduler.milestones) == [2]  # lr_milestones [0.5] of 4
     assert resumed.scheduler.get_last_lr()[0] == pytest.approx(resumed.config.lr * resumed.config.lr_gamma)
+
+
+def test_release_ships_fp16_weights_with_record(tiny_config, tmp_path, monkeypatch):
+    from irncodec.train import release
+
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "zoo")
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "zoo" / "manifest.json")
+    (tmp_path / "zoo").mkdir()
+    train(tiny_config, tmp_path / "run", progress=False)
+    record = release(tmp_path / "run" / "last.pt", "tiny-rel", "test", eval_dir=tmp_path / "data")
+    ev = record["evaluation"]
+    assert ev["images"] == 4 and abs(ev["fp32"]["psnr"] - ev["fp16"]["psnr"]) < 1.0
+    assert zoo.available_models()["tiny-rel"]["parameters"] == record["parameters"]
+    assert zoo.load_model("tiny-rel").scale == 2
+    zoo._load_cached.cache_clear()
