@@ -681,8 +681,8 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
               show_default="benchmarks/results", help="Output folder.")
 @click.option("--device", default="cpu", show_default=True, help="torch device for irncodec and DISTS.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
-@click.option("--temperature", type=float, default=None,
-              help="z temperature at decode [default: each model's own prior].")
+@click.option("--temperature", type=float, default=0.0, show_default=True,
+              help="Std. deviation of z at decode (0 = the prior's mean, irncodec's default).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch.set_num_threads (default: torch's choice).")
 @click.option("--no-baselines", is_flag=True, help="Measure irncodec only.")

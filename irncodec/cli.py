@@ -87,11 +87,11 @@ def encode(input: Path, output: Path, quality: int | None, codec: str, scale: st
 @click.argument("input", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("-m", "--model", default=None, help="Override the model named in the file.")
-@click.option("--temperature", type=float, default=None,
-              help="Scale of the sampled latent z [default: the model's prior; 0 = its mean].")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Std. deviation of the latent z drawn at decode (0 = the prior's mean).")
 @click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
-def decode(input: Path, output: Path, model: str | None, temperature: float | None,
+def decode(input: Path, output: Path, model: str | None, temperature: float,
            lr_only: bool, verbose: bool) -> None:
     """Decompress INPUT (.irn) to image OUTPUT (format from its extension)."""
     from . import codec as irn_codec

@@ -2,8 +2,9 @@
 
 Encoding runs the IRN forward (HR -> LR + z), rounds the LR image to 8 bits
 and stores it with an LR codec; z is dropped. Decoding decodes the LR image
-and runs the network backwards with z drawn from its N(0, I) prior, using a
-fixed seed so that a file always decodes to the same pixels on one machine.
+and runs the network backwards with z from its Gaussian prior: its mean by
+default, or a draw with a fixed seed, so a file always decodes to the same
+pixels on one machine.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from .models import IRN
 #: Seed of the z drawn at decode time, fixed so decoding is deterministic.
 Z_SEED = 0
 DEFAULT_CODEC = "jpeg"
+#: z used at decode: 0 decodes with the prior's mean, which measured better in
+#: RGB PSNR than sampling (see README); None samples from the model's own prior.
+DEFAULT_TEMPERATURE: float | None = 0.0
 
 ImageSource = Image.Image | str | os.PathLike | BinaryIO
 
@@ -57,7 +61,8 @@ def downscale(model: IRN, image: Image.Image, device: str | torch.device = "cpu"
 
 
 def upscale(model: IRN, lr_image: Image.Image, size: tuple[int, int],
-            temperature: float | None = None, device: str | torch.device = "cpu") -> Image.Image:
+            temperature: float | None = DEFAULT_TEMPERATURE,
+            device: str | torch.device = "cpu") -> Image.Image:
     """The RGB image of ``size`` the network reconstructs from an LR image."""
     lr = imageio.image_to_tensor(lr_image).to(device)
     generator = torch.Generator(device=device).manual_seed(Z_SEED)
@@ -104,13 +109,13 @@ def encode(
 def decode(
     data: bytes | IrnFile,
     model: str | None = None,
-    temperature: float | None = None,
+    temperature: float | None = DEFAULT_TEMPERATURE,
     device: str | torch.device = "cpu",
 ) -> Image.Image:
     """Decompress ``.irn`` bytes to a PIL image in the original mode and size.
 
-    ``temperature`` scales the sampled z (None: the model's own prior; 0: its
-    mean). ``model`` overrides the model named in the file (needed for files made
+    ``temperature`` is the standard deviation of the z drawn (0: the prior's
+    mean, the default; None: the model's own prior). ``model`` overrides the model named in the file (needed for files made
     with a ``.safetensors`` path rather than a shipped model).
     """
     irn = data if isinstance(data, IrnFile) else container.unpack(data)

@@ -18,10 +18,7 @@ import irncodec
 from irncodec import metrics
 from irncodec.imageio import image_to_tensor
 
-try:  # tests/ as a package or as a plain folder on sys.path
-    from .conftest import photo_like
-except ImportError:
-    from conftest import photo_like
+from .conftest import photo_like
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -37,6 +34,7 @@ def _load_script(name: str) -> ModuleType:
 
 rd = _load_script("rd_curve")
 speed = _load_script("speed")
+compare = _load_script("compare_table")
 
 
 @pytest.fixture(autouse=True)
@@ -338,3 +336,17 @@ def test_harness_adds_a_dists_column_when_weights_are_cached(tiny_weights, datas
     assert columns == rd.COLUMNS
     assert all(math.isfinite(float(r["dists"])) for r in rows)
     assert json.loads((out / "rd_summary.json").read_text())["meta"]["dists"] is True
+
+
+def test_compare_table_pairs_points():
+    pt = lambda q, bpp, psnr: {"quality": q, "bpp": bpp, "psnr": psnr, "ssim": 0.9}
+    methods = {
+        "irncodec-x2-jpeg": {"points": [pt(50, 0.30, 30.0), pt(90, 0.60, 32.0)]},
+        "bicubic-x2-jpeg": {"points": [pt(50, 0.29, 29.0), pt(90, 0.58, 30.5)]},
+        "jpeg-420": {"points": [pt(10, 0.25, 27.0), pt(30, 0.50, 31.0), pt(70, 0.95, 35.0)]},
+    }
+    rows = compare.compare_rows(methods)
+    assert [r[0] for r in rows] == ["x2-jpeg q50", "x2-jpeg q90"]
+    assert rows[0][4:7] == ["0.290", "29.00", "0.9000"]  # bicubic at the same quality
+    assert rows[0][7] == "q10" and rows[1][7] == "q30"  # nearest JPEG by bpp
+    assert compare.markdown(rows).count("\n") == 4

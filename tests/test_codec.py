@@ -102,3 +102,10 @@ def test_image_over_pixel_limit_is_image_error(tiny_weights, photo, monkeypatch)
     monkeypatch.setenv("IRNCODEC_MAX_PIXELS", "1000")
     with pytest.raises(ImageError, match="too large"):
         irncodec.encode(photo, model=tiny_weights[2])
+
+
+def test_sampling_from_the_prior_is_seeded(tiny_weights, photo):
+    data = irncodec.encode(photo, codec="png", model=tiny_weights[2])
+    a = irncodec.decode(data, model=tiny_weights[2], temperature=None)
+    assert a.tobytes() == irncodec.decode(data, model=tiny_weights[2], temperature=None).tobytes()
+    assert a.tobytes() != irncodec.decode(data, model=tiny_weights[2]).tobytes()
