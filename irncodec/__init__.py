@@ -21,7 +21,7 @@ _EXPORTS = {
     "IRN": "models", "IRNConfig": "models",
     "load_model": "zoo", "available_models": "zoo",
     "IrnError": "errors", "FormatError": "errors", "ImageError": "errors",
-    "ModelError": "errors", "CodecError": "errors", "ConfigError": "errors",
+    "ModelError": "errors", "CodecError": "errors", "ConfigError": "errors", "OutputError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

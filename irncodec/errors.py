@@ -28,3 +28,7 @@ class CodecError(IrnError):
 
 class ConfigError(IrnError):
     """A training configuration file is missing, malformed or inconsistent."""
+
+
+class OutputError(IrnError):
+    """An output file cannot be written (missing folder, permissions, full disk)."""

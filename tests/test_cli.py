@@ -108,3 +108,8 @@ def test_existing_output_survives_failure(runner, tmp_path, tiny_weights):
 def test_models_lists_zoo(runner):
     result = run(runner, "models")
     assert result.exit_code == 0
+
+
+def test_output_in_missing_folder_is_one_line_error(runner, png, tmp_path, tiny_weights):
+    result = run(runner, "encode", png, tmp_path / "no" / "such" / "a.irn", "-m", tiny_weights[2])
+    assert result.exit_code == 1 and result.output.startswith("irncodec: error: cannot write")
