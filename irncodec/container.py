@@ -70,6 +70,11 @@ _CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 _READ_CHUNK = 1 << 24
 
 
+def is_valid_model_name(name: str) -> bool:
+    """Whether ``name`` can be stored as a model identifier in a header."""
+    return isinstance(name, str) and _NAME_RE.fullmatch(name) is not None
+
+
 @dataclass(frozen=True)
 class Header:
     """What a decoder needs besides the payload: model, geometry, mode and LR codec."""
@@ -145,7 +150,7 @@ def _is_int(value: object) -> bool:
 
 def _header_problem(h: Header, alpha_len: int, max_pixels: int) -> str | None:
     """Why a header cannot be stored or accepted, or None if it is fine."""
-    if not isinstance(h.model, str) or not _NAME_RE.fullmatch(h.model):
+    if not is_valid_model_name(h.model):
         return (f"invalid model name {h.model!r}: must be 1-{MAX_MODEL_NAME} characters "
                 "of A-Z a-z 0-9 . _ -")
     for field in ("scale", "width", "height", "pad_x", "pad_y", "quality"):

@@ -320,7 +320,7 @@ def release(checkpoint_path: str | os.PathLike, name: str, description: str,
     """
     from . import zoo
 
-    if not zoo.NAME_PATTERN.match(name):
+    if not zoo.is_valid_model_name(name):
         raise ConfigError(f"model name '{name}' must be 1-64 characters of A-Z a-z 0-9 . _ -")
     path = zoo.WEIGHTS_DIR / f"{name}.safetensors"
     record = export_checkpoint(checkpoint_path, path, half=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .container import is_valid_model_name
 from .errors import ModelError
 from .models import IRN, IRNConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 WEIGHTS_FORMAT = "irncodec-weights-1"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 #: The model ``encode`` uses for each scale when none is named.
 DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
@@ -74,7 +73,7 @@ def _resolve(name_or_path: str) -> tuple[Path, str | None]:
 def model_name_for(name_or_path: str) -> str:
     """The identifier stored in ``.irn`` headers: the name, or a weights file's stem."""
     name = name_or_path if name_or_path in _manifest() else Path(name_or_path).stem
-    if not NAME_PATTERN.match(name):
+    if not is_valid_model_name(name):
         raise ModelError(f"model name '{name}' must be 1-64 characters of A-Z a-z 0-9 . _ -")
     return name
 

@@ -113,3 +113,15 @@ def test_models_lists_zoo(runner):
 def test_output_in_missing_folder_is_one_line_error(runner, png, tmp_path, tiny_weights):
     result = run(runner, "encode", png, tmp_path / "no" / "such" / "a.irn", "-m", tiny_weights[2])
     assert result.exit_code == 1 and result.output.startswith("irncodec: error: cannot write")
+
+
+def test_newer_format_version_is_one_line_error(runner, png, tmp_path, tiny_weights):
+    irn = tmp_path / "a.irn"
+    run(runner, "encode", png, irn, "-m", tiny_weights[2])
+    data = bytearray(irn.read_bytes())
+    data[4] = 2  # the version byte follows the 4-byte magic
+    irn.write_bytes(bytes(data))
+    for args in (["info", irn], ["decode", irn, tmp_path / "o.png", "-m", tiny_weights[2]]):
+        result = run(runner, *args)
+        assert result.exit_code == 1 and "version 2" in result.output
+        assert result.output.count("\n") == 1
