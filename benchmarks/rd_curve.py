@@ -31,8 +31,9 @@ from typing import Any, Callable, Iterable, Sequence
 import click
 from PIL import Image, features
 
+from bench_common import DEFAULT_DATASET, list_images, resolve_models, scales_option
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = REPO / ".." / "shared" / "datasets" / "kodak"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 PUBLISHED = REPO / "benchmarks" / "published" / "kodak_compressai.json"
 
@@ -45,7 +46,6 @@ EXTRA_BASELINE_QUALITIES = (5, 10, 20)
 #: Curves every irncodec curve is compared with in ``bd_rate.md``.
 BD_ANCHORS = ("jpeg-420", "webp")
 BD_MIN_POINTS = 4
-IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
 
 
 # --- quality lists -------------------------------------------------------------
@@ -258,50 +258,6 @@ def irncodec_settings(qualities: Sequence[int], models: dict[int, str], codecs: 
 
 # --- models and codecs -----------------------------------------------------------
 
-def model_scale(model: str) -> int:
-    """The scale of a zoo model or weights file."""
-    from irncodec import zoo
-
-    entry = zoo.available_models().get(model)
-    if entry is not None:
-        return int(entry["scale"])
-    return zoo.read_weights(zoo._resolve(model)[0])[0].scale
-
-
-def resolve_models(scales: Sequence[int], model: str | None) -> dict[int, str]:
-    """Model per scale: the override, or the shipped default models that exist."""
-    from irncodec import zoo
-    from irncodec.errors import ModelError
-
-    if model is not None:
-        try:
-            scale = model_scale(model)
-        except ModelError as exc:
-            raise click.BadParameter(str(exc), param_hint="--model") from None
-        if scales and set(scales) != {scale}:
-            raise click.BadParameter(f"model '{model}' is x{scale}, but --scale asks for {sorted(scales)}",
-                                     param_hint="--scale")
-        return {scale: model}
-    shipped = zoo.available_models()
-    wanted = scales or sorted(zoo.DEFAULT_MODELS)
-    models = {s: zoo.DEFAULT_MODELS[s] for s in wanted
-              if s in zoo.DEFAULT_MODELS and zoo.DEFAULT_MODELS[s] in shipped}
-    missing = [s for s in wanted if s not in models]
-    if scales and missing or not models:
-        absent = missing or wanted
-        names = ", ".join(zoo.DEFAULT_MODELS.get(s, f"x{s}") for s in absent)
-        raise click.UsageError(f"no shipped model for {', '.join(f'x{s}' for s in absent)} ({names}); "
-                               "pass --model WEIGHTS.safetensors")
-    return models
-
-
-def _scales_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int]:
-    tokens = [t.strip() for v in value for t in v.split(",") if t.strip()]
-    if any(t not in ("2", "4") for t in tokens):
-        raise click.BadParameter("scales are 2 and/or 4 (repeat the option or give 2,4)")
-    return sorted({int(t) for t in tokens})
-
-
 def known_lr_codecs() -> set[str]:
     """LR codecs irncodec can store, as its lr_codecs module reports them."""
     from irncodec import lr_codecs
@@ -339,15 +295,8 @@ def check_qualities(qualities: Sequence[int], codecs: Sequence[str]) -> None:
 
 def load_images(folder: Path, limit: int | None) -> list[tuple[str, Image.Image]]:
     """RGB images of a dataset folder in name order, the first ``limit`` of them."""
-    if not folder.is_dir():
-        raise click.BadParameter(f"dataset folder not found: {folder}", param_hint="--dataset")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if limit is not None:
-        paths = paths[:limit]
-    if not paths:
-        raise click.BadParameter(f"no images in {folder}", param_hint="--dataset")
     images = []
-    for path in paths:
+    for path in list_images(folder, limit):
         with Image.open(path) as img:
             rgb = img.convert("RGB")
         rgb.info.clear()  # no ICC/EXIF/text carried into baseline files: only pixels count
@@ -672,7 +621,7 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
               help="LR qualities: A..B (step 10), A..B:STEP, 30,50,90 or 75.")
 @click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_DATASET,
               show_default="../shared/datasets/kodak", help="Folder of test images.")
-@click.option("--scale", "scales", multiple=True, callback=_scales_option,
+@click.option("--scale", "scales", multiple=True, callback=scales_option,
               help="2, 4 or 2,4 (repeatable); default: every scale with a shipped model.")
 @click.option("--codec", "codecs", multiple=True, callback=_codecs_option,
               help="irncodec LR codec: jpeg, webp, png (repeatable); default jpeg and webp.")

@@ -30,10 +30,10 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from bench_common import DEFAULT_DATASET, list_images, resolve_models, scales_option
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = REPO / ".." / "shared" / "datasets" / "kodak"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
-IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
 
 #: Pillow baselines: method -> (Pillow format, save options, Pillow feature needed).
 PILLOW_METHODS: dict[str, tuple[str, dict[str, Any], str | None]] = {
@@ -189,22 +189,6 @@ def pillow_methods(notes: list[str]) -> list[str]:
     return methods
 
 
-def resolve_models(scales: Sequence[int], model: str | None) -> dict[int, str]:
-    """Model per scale: the override, or every shipped default model."""
-    from irncodec import zoo
-
-    if model is not None:
-        entry = zoo.available_models().get(model)
-        scale = int(entry["scale"]) if entry else zoo.read_weights(zoo._resolve(model)[0])[0].scale
-        return {scale: model}
-    shipped = zoo.available_models()
-    wanted = scales or sorted(zoo.DEFAULT_MODELS)
-    models = {s: zoo.DEFAULT_MODELS[s] for s in wanted if zoo.DEFAULT_MODELS.get(s) in shipped}
-    if not models:
-        raise click.UsageError("no shipped irncodec model found; pass --model WEIGHTS.safetensors")
-    return models
-
-
 def cuda_available() -> bool:
     import torch
 
@@ -281,22 +265,6 @@ def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def list_images(folder: Path, limit: int | None) -> list[Path]:
-    if not folder.is_dir():
-        raise click.BadParameter(f"dataset folder not found: {folder}", param_hint="--dataset")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-    if not paths:
-        raise click.BadParameter(f"no images in {folder}", param_hint="--dataset")
-    return paths
-
-
-def _scales_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int]:
-    tokens = [t.strip() for v in value for t in v.split(",") if t.strip()]
-    if any(t not in ("2", "4") for t in tokens):
-        raise click.BadParameter("scales are 2 and/or 4")
-    return sorted({int(t) for t in tokens})
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_DATASET,
               show_default="../shared/datasets/kodak", help="Folder of test images.")
@@ -306,7 +274,7 @@ def _scales_option(ctx: click.Context, param: click.Parameter, value: tuple[str,
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads for irncodec.")
 @click.option("--quality", type=click.IntRange(1, 100), default=75, show_default=True,
               help="Quality of every codec (irncodec's JPEG LR image included).")
-@click.option("--scale", "scales", multiple=True, callback=_scales_option,
+@click.option("--scale", "scales", multiple=True, callback=scales_option,
               help="irncodec scales (2, 4 or 2,4); default: every shipped model.")
 @click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped models.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,

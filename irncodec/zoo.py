@@ -70,6 +70,14 @@ def _resolve(name_or_path: str) -> tuple[Path, str | None]:
     raise ModelError(f"unknown model '{name_or_path}': choose from {known}, or give a .safetensors path")
 
 
+def model_scale(name_or_path: str) -> int:
+    """The scale of a zoo model or weights file, without building the network."""
+    entry = _manifest().get(name_or_path)
+    if entry is not None:
+        return int(entry["scale"])
+    return read_weights(_resolve(name_or_path)[0])[0].scale
+
+
 def model_name_for(name_or_path: str) -> str:
     """The identifier stored in ``.irn`` headers: the name, or a weights file's stem."""
     name = name_or_path if name_or_path in _manifest() else Path(name_or_path).stem

@@ -21,6 +21,7 @@ from irncodec.imageio import image_to_tensor
 from .conftest import photo_like
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # as for a script run from there: bench_common imports
 
 
 def _load_script(name: str) -> ModuleType:

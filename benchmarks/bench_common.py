@@ -1,0 +1,67 @@
+"""Pieces shared by the benchmark scripts: datasets, model choice, the --scale option.
+
+The scripts put their own folder first on ``sys.path`` (Python does so for a
+script), so they import this module as ``bench_common``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import click
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = REPO / ".." / "shared" / "datasets" / "kodak"
+IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
+
+
+def list_images(folder: Path, limit: int | None = None) -> list[Path]:
+    """Image files of a dataset folder in name order, the first ``limit`` of them."""
+    if not folder.is_dir():
+        raise click.BadParameter(f"dataset folder not found: {folder}", param_hint="--dataset")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not paths:
+        raise click.BadParameter(f"no images in {folder}", param_hint="--dataset")
+    return paths
+
+
+def model_scale(model: str) -> int:
+    """The scale of a zoo model or weights file."""
+    from irncodec import zoo
+
+    return zoo.model_scale(model)
+
+
+def resolve_models(scales: Sequence[int], model: str | None) -> dict[int, str]:
+    """Model per scale: the override, or the shipped default models that exist."""
+    from irncodec import zoo
+    from irncodec.errors import ModelError
+
+    if model is not None:
+        try:
+            scale = model_scale(model)
+        except ModelError as exc:
+            raise click.BadParameter(str(exc), param_hint="--model") from None
+        if scales and set(scales) != {scale}:
+            raise click.BadParameter(f"model '{model}' is x{scale}, but --scale asks for {sorted(scales)}",
+                                     param_hint="--scale")
+        return {scale: model}
+    shipped = zoo.available_models()
+    wanted = scales or sorted(zoo.DEFAULT_MODELS)
+    models = {s: zoo.DEFAULT_MODELS[s] for s in wanted
+              if s in zoo.DEFAULT_MODELS and zoo.DEFAULT_MODELS[s] in shipped}
+    missing = [s for s in wanted if s not in models]
+    if scales and missing or not models:
+        absent = missing or wanted
+        names = ", ".join(zoo.DEFAULT_MODELS.get(s, f"x{s}") for s in absent)
+        raise click.UsageError(f"no shipped model for {', '.join(f'x{s}' for s in absent)} ({names}); "
+                               "pass --model WEIGHTS.safetensors")
+    return models
+
+
+def scales_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int]:
+    tokens = [t.strip() for v in value for t in v.split(",") if t.strip()]
+    if any(t not in ("2", "4") for t in tokens):
+        raise click.BadParameter("scales are 2 and/or 4 (repeat the option or give 2,4)")
+    return sorted({int(t) for t in tokens})
