@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps
 from torch import Tensor
+
+from .imageio import load_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -24,11 +25,10 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def load_rgb_uint8(path: Path) -> Tensor:
-    """An image file as a uint8 tensor [3,H,W] (EXIF orientation applied)."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img).convert("RGB")
-        data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-        return data.view(img.height, img.width, 3).permute(2, 0, 1).contiguous()
+    """An image file as a uint8 tensor [3,H,W], read as the codec reads its inputs."""
+    img = load_image(path).convert("RGB")
+    data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return data.view(img.height, img.width, 3).permute(2, 0, 1).contiguous()
 
 
 class RandomCrops:
