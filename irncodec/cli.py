@@ -121,7 +121,6 @@ def info(file: Path) -> None:
 
     irn = container.read(file)
     h = irn.header
-    size = len(container.pack(irn))
     rows = [
         ("file", str(file)), ("format version", str(container.FORMAT_VERSION)),
         ("model", h.model), ("scale", f"x{h.scale}"),
@@ -130,7 +129,7 @@ def info(file: Path) -> None:
         ("LR codec", f"{h.codec}" + ("" if h.codec == "png" else f" q{h.quality}")),
         ("LR payload", f"{len(irn.payload)} bytes"),
         ("alpha", f"{len(irn.alpha)} bytes (png)" if irn.alpha else "none"),
-        ("file size", f"{size} bytes"), ("bits per pixel", f"{irn.bits_per_pixel():.4f}"),
+        ("file size", f"{irn.size} bytes"), ("bits per pixel", f"{irn.bits_per_pixel():.4f}"),
     ]
     for key, value in rows:
         click.echo(f"{key + ':':16}{value}")

@@ -123,7 +123,7 @@ def decode(
     net = zoo.load_model(model or h.model, device)
     if net.scale != h.scale:
         raise ModelError(f"model '{model or h.model}' is x{net.scale}, but the file is x{h.scale}")
-    lr_image = get_codec(h.codec).decode(irn.payload, (h.lr_width, h.lr_height))
+    lr_image = decode_lr(irn)
     rgb = upscale(net, lr_image, (h.width, h.height), temperature, device)
     alpha = imageio.decode_alpha(irn.alpha, (h.width, h.height)) if irn.alpha else None
     return imageio.merge_alpha(rgb, alpha, h.mode)
