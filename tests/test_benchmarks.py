@@ -351,3 +351,30 @@ def test_compare_table_pairs_points():
     assert rows[0][4:7] == ["0.290", "29.00", "0.9000"]  # bicubic at the same quality
     assert rows[0][7] == "q10" and rows[1][7] == "q30"  # nearest JPEG by bpp
     assert compare.markdown(rows).count("\n") == 4
+
+
+get_kodak = _load_script("get_kodak")
+
+
+def test_kodak_download_verifies_checksums(tmp_path):
+    server = tmp_path / "server"
+    server.mkdir()
+    good, bad = b"image one", b"image two"
+    (server / "a.png").write_bytes(good)
+    (server / "b.png").write_bytes(bad)
+    sums = {"a.png": get_kodak.sha256_of(good), "b.png": get_kodak.sha256_of(good)}
+    out = tmp_path / "kodak"
+    with pytest.raises(ValueError, match="b.png: checksum mismatch"):
+        get_kodak.download(out, server.as_uri() + "/", sums)
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]  # nothing half-written
+    sums["b.png"] = get_kodak.sha256_of(bad)
+    assert get_kodak.download(out, server.as_uri() + "/", sums) == ["b.png"]  # a.png kept
+    assert get_kodak.download(out, server.as_uri() + "/", sums) == []
+
+
+def test_kodak_checksum_list_matches_the_shared_copy():
+    sums = get_kodak.expected_checksums()
+    assert sorted(sums) == [f"kodim{i:02d}.png" for i in range(1, 25)]
+    kodak = BENCHMARKS.parent.parent / "shared" / "datasets" / "kodak"
+    if kodak.is_dir():
+        assert get_kodak.download(kodak, "file:///nonexistent/", sums) == []
