@@ -61,6 +61,9 @@ class TrainConfig:
     val_every: int = 1000
     log_every: int = 50
     threads: int | None = None
+    #: Weights (zoo name or .safetensors) to start a new run from, e.g. to
+    #: fine-tune a shipped model; ignored when resuming from a checkpoint.
+    init_from: str | None = None
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
@@ -154,6 +157,15 @@ class Trainer:
         self.elapsed = state["elapsed"]
         torch.set_rng_state(state["torch_rng"])
         self.data.generator.set_state(state["data_rng"])
+
+    def init_from(self, weights: str) -> None:
+        """Start from trained weights of the same architecture."""
+        from . import zoo
+
+        trained = zoo.load_model(weights)  # verified like any model the codec loads
+        if trained.config != self.config.model:
+            raise ConfigError(f"init_from {weights}: its architecture {trained.config} differs from the config's")
+        self.model.load_state_dict(trained.state_dict())
 
     def _replan_schedule(self) -> None:
         """Make the LR follow this run's length, which may have changed on resume."""
@@ -250,6 +262,8 @@ def train(config_path: str | os.PathLike, run_dir: str | os.PathLike | None = No
     trainer = Trainer(config, run_dir or Path("runs") / config.name)
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint(trainer.checkpoint_path)
+    elif config.init_from:
+        trainer.init_from(config.init_from)
     if progress:
         print(f"{config.name}: {count_parameters(trainer.model):,} parameters, "
               f"{len(trainer.data)} training images, starting at iteration {trainer.iteration}")

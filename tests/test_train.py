@@ -107,3 +107,21 @@ def test_release_ships_fp16_weights_with_record(tiny_config, tmp_path, monkeypat
     assert zoo.available_models()["tiny-rel"]["parameters"] == record["parameters"]
     assert zoo.load_model("tiny-rel").scale == 2
     zoo._load_cached.cache_clear()
+
+
+def test_init_from_weights(tiny_config, tmp_path):
+    first = train(tiny_config, tmp_path / "a", progress=False)
+    weights = tmp_path / "w.safetensors"
+    zoo.export(first.model, weights, half=False)
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["init_from"] = str(weights)
+    tiny_config.write_text(yaml.safe_dump(cfg))
+    config = TrainConfig.from_yaml(tiny_config)
+    trainer = Trainer(config, tmp_path / "b")
+    trainer.init_from(config.init_from)
+    for a, b in zip(first.model.state_dict().values(), trainer.model.state_dict().values()):
+        assert torch.equal(a, b)
+    cfg["model"]["growth"] = 5
+    tiny_config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match="architecture"):
+        train(tiny_config, tmp_path / "c", progress=False)
