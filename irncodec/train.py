@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,10 @@ class TrainConfig:
     #: Weights (zoo name or .safetensors) to start a new run from, e.g. to
     #: fine-tune a shipped model; ignored when resuming from a checkpoint.
     init_from: str | None = None
+    #: Train through a compressed LR image: None (lossless) or "jpeg" (differentiable
+    #: JPEG proxy, quality drawn per image from ``lr_quality_range``).
+    lr_proxy: str | None = None
+    lr_quality_range: list[int] = field(default_factory=lambda: [30, 95])
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
@@ -97,15 +101,37 @@ def bicubic_downscale(x: Tensor, scale: int) -> Tensor:
     return F.interpolate(x, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
 
 
-def irn_losses(model: IRN, hr: Tensor) -> dict[str, Tensor]:
-    """The three IRN loss terms for one batch, each per image."""
+def irn_losses(model: IRN, hr: Tensor,
+               lr_channel: Callable[[Tensor], Tensor] | None = None) -> dict[str, Tensor]:
+    """The three IRN loss terms for one batch, each per image.
+
+    ``lr_channel`` models what happens to the 8-bit LR image before the decoder
+    sees it (e.g. a differentiable JPEG, SAIN-style); None means stored losslessly.
+    """
     n = hr.shape[0]
     lr, z = model(hr)
     guide = ((lr - bicubic_downscale(hr, model.scale)) ** 2).sum() / n
     distr = (z**2).sum() / n
-    recon_hr = model.upscale(quantize_ste(lr))
+    received = quantize_ste(lr)
+    if lr_channel is not None:
+        received = lr_channel(received)
+    recon_hr = model.upscale(received)
     recon = (recon_hr - hr).abs().sum() / n
     return {"guide": guide, "distr": distr, "recon": recon}
+
+
+def jpeg_channel(quality_range: Sequence[int], subsampling: str = "4:2:0") -> Callable[[Tensor], Tensor]:
+    """A differentiable JPEG at a quality drawn per image from ``quality_range`` (inclusive)."""
+    from .jpeg_proxy import DiffJPEG
+
+    low, high = quality_range
+    proxy = DiffJPEG(rounding="ste", subsampling=subsampling)
+
+    def channel(lr: Tensor) -> Tensor:
+        quality = torch.randint(low, high + 1, (lr.shape[0],))  # global RNG: checkpointed
+        return proxy(lr, quality)
+
+    return channel
 
 
 class Trainer:
@@ -121,6 +147,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, self._milestones(), config.lr_gamma)
         self.data = RandomCrops(config.train_dirs, config.patch_size, seed=config.seed)
+        self.lr_channel = self._lr_channel()
         self.iteration = 0
         self.elapsed = 0.0
         self._val_images: list[Tensor] | None = None
@@ -158,6 +185,17 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.data.generator.set_state(state["data_rng"])
 
+    def _lr_channel(self) -> Callable[[Tensor], Tensor] | None:
+        c = self.config
+        if c.lr_proxy is None:
+            return None
+        if c.lr_proxy != "jpeg":
+            raise ConfigError(f"unknown lr_proxy '{c.lr_proxy}': use jpeg, or leave it out")
+        low, high = c.lr_quality_range
+        if not 1 <= low <= high <= 100:
+            raise ConfigError(f"lr_quality_range must be 1 <= low <= high <= 100, got {c.lr_quality_range}")
+        return jpeg_channel((low, high))
+
     def init_from(self, weights: str) -> None:
         """Start from trained weights of the same architecture."""
         from . import zoo
@@ -180,7 +218,7 @@ class Trainer:
         c = self.config
         self.model.train()
         hr = self.data.batch(c.batch_size)
-        losses = irn_losses(self.model, hr)
+        losses = irn_losses(self.model, hr, self.lr_channel)
         total = c.lambda_guide * losses["guide"] + c.lambda_distr * losses["distr"] + c.lambda_recon * losses["recon"]
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -125,3 +125,35 @@ def test_init_from_weights(tiny_config, tmp_path):
     tiny_config.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match="architecture"):
         train(tiny_config, tmp_path / "c", progress=False)
+
+
+def test_jpeg_proxy_in_the_loop_trains_and_resumes_exactly(tiny_config, tmp_path):
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg.update(lr_proxy="jpeg", lr_quality_range=[20, 90])
+    tiny_config.write_text(yaml.safe_dump(cfg))
+    straight = train(tiny_config, tmp_path / "a", progress=False)
+    train(tiny_config, tmp_path / "b", stop_at=3, progress=False)
+    resumed = train(tiny_config, tmp_path / "b", progress=False)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_jpeg_channel_changes_the_lr_and_passes_gradients():
+    from irncodec.train import jpeg_channel
+
+    from irncodec.imageio import image_to_tensor
+
+    lr = image_to_tensor(photo_like(32, 24)).repeat(2, 1, 1, 1).requires_grad_()
+    out = jpeg_channel((30, 30))(lr)
+    assert 0.005 < (out - lr).abs().mean() < 0.1  # lossy, but still the same picture
+    out.sum().backward()
+    assert torch.isfinite(lr.grad).all() and lr.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("update", [{"lr_proxy": "webp"}, {"lr_proxy": "jpeg", "lr_quality_range": [90, 10]}])
+def test_bad_proxy_options_are_config_errors(tiny_config, tmp_path, update):
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg.update(update)
+    tiny_config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError):
+        train(tiny_config, tmp_path / "run", progress=False)
