@@ -242,12 +242,22 @@ def bicubic_settings(qualities: Sequence[int], scales: Sequence[int]) -> list[Se
     return settings
 
 
+def irncodec_models(models: dict[int, str], codecs: Sequence[str], override: bool) -> dict[str, str]:
+    """Model per irncodec series: the override, else what ``irncodec encode -c CODEC`` picks."""
+    from irncodec import zoo
+
+    return {f"irncodec-x{scale}-{codec}": model if override else zoo.default_model(scale, codec)
+            for scale, model in models.items() for codec in codecs}
+
+
 def irncodec_settings(qualities: Sequence[int], models: dict[int, str], codecs: Sequence[str],
-                      temperature: float | None, device: str) -> list[Setting]:
+                      temperature: float | None, device: str, override: bool = False) -> list[Setting]:
     """irncodec curves per scale and LR codec, plus one lossless-LR (PNG) point per scale."""
     settings = []
-    for scale, model in models.items():
+    series = irncodec_models(models, codecs, override)
+    for scale in models:
         for codec in codecs:
+            model = series[f"irncodec-x{scale}-{codec}"]
             points: Iterable[int | None] = [None] if codec == "png" else qualities
             for q in points:
                 run = partial(measure_irncodec, quality=q, codec=codec, scale=scale, model=model,
@@ -583,11 +593,11 @@ def measure_all(images: Sequence[tuple[str, Image.Image]], settings: Sequence[Se
     return rows
 
 
-def warm_up(models: dict[int, str], device: str) -> None:
+def warm_up(models: Iterable[str], device: str) -> None:
     """Load each model once so the first image's timings are not load times."""
     from irncodec import zoo
 
-    for model in models.values():
+    for model in set(models):
         zoo.load_model(model, device)
 
 
@@ -631,7 +641,7 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
 @click.option("--device", default="cpu", show_default=True, help="torch device for irncodec and DISTS.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
 @click.option("--temperature", type=float, default=0.0, show_default=True,
-              help="Std. deviation of z at decode (0 = the prior's mean, irncodec's default).")
+              help="Spread of z at decode relative to the prior (0 = its mean, irncodec's default).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch.set_num_threads (default: torch's choice).")
 @click.option("--no-baselines", is_flag=True, help="Measure irncodec only.")
@@ -647,19 +657,20 @@ def main(qualities: list[int], dataset: Path, scales: list[int], codecs: list[st
     check_qualities(qualities, codecs)
     images = load_images(dataset, limit)
     notes: list[str] = []
-    settings = irncodec_settings(qualities, models, codecs + ["png"] * ("png" not in codecs),
-                                 temperature, device)
+    all_codecs = codecs + ["png"] * ("png" not in codecs)
+    settings = irncodec_settings(qualities, models, all_codecs, temperature, device, override=model is not None)
+    series_models = irncodec_models(models, all_codecs, override=model is not None)
     if not no_baselines:
         settings += pillow_settings(qualities, notes) + bicubic_settings(qualities, sorted(models))
     for note in notes:
         click.echo(note, err=True)
     dists = load_dists_or_note(device)
-    warm_up(models, device)
+    warm_up(series_models.values(), device)
 
     rows = measure_all(images, settings, dists)
     means = mean_rows(rows)
     meta = {"dataset": str(dataset), "dataset_name": dataset.resolve().name,
-            "images": [name for name, _ in images], "models": {str(s): m for s, m in models.items()},
+            "images": [name for name, _ in images], "models": series_models,
             "device": device, "temperature": temperature, "qualities": qualities,
             "dists": dists is not None, "notes": notes}
     bd_md = write_outputs(out, rows, means, meta, dists is not None, dataset)

@@ -59,7 +59,8 @@ def _output_format(path: Path) -> str:
 @click.option("-q", "--quality", type=int, default=None, help="LR codec quality (jpeg 1-100, webp 0-100).")
 @click.option("-c", "--codec", default="jpeg", show_default=True, help="LR codec: jpeg, webp or png.")
 @click.option("-s", "--scale", type=click.Choice(["2", "4"]), default=None, help="Downscaling factor [default: 2].")
-@click.option("-m", "--model", default=None, help="Zoo model name or .safetensors path.")
+@click.option("-m", "--model", default=None,
+              help="Zoo model name or .safetensors path [default: the one trained for the codec].")
 @click.option("--subsampling", type=click.Choice(["4:2:0", "4:2:2", "4:4:4"]), default=None,
               help="JPEG chroma subsampling [default: 4:2:0].")
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
@@ -88,7 +89,8 @@ def encode(input: Path, output: Path, quality: int | None, codec: str, scale: st
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("-m", "--model", default=None, help="Override the model named in the file.")
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Std. deviation of the latent z drawn at decode (0 = the prior's mean).")
+              help="Spread of the latent z drawn at decode, relative to the model's prior "
+                   "(0 = its mean, 1 = the prior).")
 @click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
 def decode(input: Path, output: Path, model: str | None, temperature: float,
@@ -138,9 +140,11 @@ def info(file: Path) -> None:
 @main.command()
 def models() -> None:
     """List the pretrained models."""
-    from .zoo import DEFAULT_MODELS, available_models
+    from .lr_codecs import available_codecs
+    from .zoo import DEFAULT_MODELS, available_models, default_model
 
-    defaults = set(DEFAULT_MODELS.values())
+    defaults = {default_model(scale, codec) for scale in DEFAULT_MODELS for codec in available_codecs()}
+    click.echo("(* = used by default for its scale and LR codec)")
     for name, entry in available_models().items():
         mark = "*" if name in defaults else " "
         click.echo(f"{mark} {name:18} x{entry['scale']}  {entry.get('parameters') or 0:>9,} params  {entry['description']}")

@@ -2,9 +2,9 @@
 
 Encoding runs the IRN forward (HR -> LR + z), rounds the LR image to 8 bits
 and stores it with an LR codec; z is dropped. Decoding decodes the LR image
-and runs the network backwards with z from its Gaussian prior: its mean by
-default, or a draw with a fixed seed, so a file always decodes to the same
-pixels on one machine.
+and runs the network backwards with z from its prior (Gaussian or, for SAIN
+models, a learned mixture): its mean by default, or a draw with a fixed seed,
+so a file always decodes to the same pixels on one machine.
 """
 
 from __future__ import annotations
@@ -12,32 +12,29 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
+import numpy as np
 import torch
 from PIL import Image
 
-from . import container, imageio, zoo
+from . import container, imageio, tiling, zoo
 from .container import Header, IrnFile
 from .errors import ImageError, ModelError
 from .lr_codecs import get_codec
-from .metrics import quantize_8bit
 from .models import IRN
 
 #: Seed of the z drawn at decode time, fixed so decoding is deterministic.
 Z_SEED = 0
 DEFAULT_CODEC = "jpeg"
 #: z used at decode: 0 decodes with the prior's mean, which measured better in
-#: RGB PSNR than sampling (see README); None samples from the model's own prior.
+#: RGB PSNR than sampling (see README); 1 samples from the model's own prior.
 DEFAULT_TEMPERATURE: float | None = 0.0
 
 ImageSource = Image.Image | str | os.PathLike | BinaryIO
 
 
-def _resolve_model(model: str | None, scale: int | None) -> str:
+def _resolve_model(model: str | None, scale: int | None, codec: str) -> str:
     if model is None:
-        scale = 2 if scale is None else scale
-        if scale not in zoo.DEFAULT_MODELS:
-            raise ModelError(f"unsupported scale {scale}: choose from {sorted(zoo.DEFAULT_MODELS)}")
-        return zoo.DEFAULT_MODELS[scale]
+        return zoo.default_model(2 if scale is None else scale, codec)
     return model
 
 
@@ -52,23 +49,25 @@ def _check_size(img: Image.Image) -> None:
 
 
 def downscale(model: IRN, image: Image.Image, device: str | torch.device = "cpu") -> tuple[Image.Image, int, int]:
-    """The 8-bit LR image the network makes from an RGB image, and the padding used."""
-    x = imageio.image_to_tensor(image).to(device)
-    x, pad_x, pad_y = imageio.pad_to_multiple(x, model.scale)
-    with torch.inference_mode():
-        lr, _ = model(x)
-    return imageio.tensor_to_image(quantize_8bit(lr)), pad_x, pad_y
+    """The 8-bit LR image the network makes from an RGB image, and the padding used.
+
+    Large images go through the network in overlapping tiles (see :mod:`irncodec.tiling`).
+    """
+    if image.mode != "RGB":
+        raise ImageError(f"expected an RGB image, got mode '{image.mode}' (use split_alpha first)")
+    pixels, pad_x, pad_y = imageio.pad_pixels_to_multiple(np.asarray(image), model.scale)
+    lr = tiling.downscale_tiled(model, pixels, device=device)
+    return Image.fromarray(lr, "RGB"), pad_x, pad_y
 
 
 def upscale(model: IRN, lr_image: Image.Image, size: tuple[int, int],
             temperature: float | None = DEFAULT_TEMPERATURE,
             device: str | torch.device = "cpu") -> Image.Image:
-    """The RGB image of ``size`` the network reconstructs from an LR image."""
-    lr = imageio.image_to_tensor(lr_image).to(device)
-    generator = torch.Generator(device=device).manual_seed(Z_SEED)
-    with torch.inference_mode():
-        hr = model.upscale(lr, temperature, generator)
-    return imageio.tensor_to_image(imageio.crop(hr, *size))
+    """The RGB image of ``size`` the network reconstructs from an LR image (tiled when large)."""
+    lr = np.asarray(lr_image.convert("RGB"))
+    hr = tiling.upscale_tiled(model, lr, temperature, Z_SEED, device=device)
+    width, height = size
+    return Image.fromarray(np.ascontiguousarray(hr[:height, :width]), "RGB")
 
 
 def encode(
@@ -84,12 +83,12 @@ def encode(
 
     ``quality`` is the LR codec's quality (its default when None); ``model``
     is a zoo name or ``.safetensors`` path; by default the shipped model for
-    ``scale`` (2 unless given) is used.
+    ``scale`` (2 unless given) trained for ``codec`` is used, or the plain one.
     """
     options = {"subsampling": subsampling} if subsampling is not None else {}
     lr_codec = get_codec(codec, **options)
     quality = lr_codec.validate_quality(lr_codec.default_quality if quality is None else quality)
-    model_ref = _resolve_model(model, scale)
+    model_ref = _resolve_model(model, scale, lr_codec.name)
     net = zoo.load_model(model_ref, device)
     if scale is not None and net.scale != scale:
         raise ModelError(f"model '{model_ref}' is x{net.scale}, but scale {scale} was asked for")
@@ -114,9 +113,10 @@ def decode(
 ) -> Image.Image:
     """Decompress ``.irn`` bytes to a PIL image in the original mode and size.
 
-    ``temperature`` is the standard deviation of the z drawn (0: the prior's
-    mean, the default; None: the model's own prior). ``model`` overrides the model named in the file (needed for files made
-    with a ``.safetensors`` path rather than a shipped model).
+    ``temperature`` scales the spread of the z drawn around the prior's mean
+    (0: the mean, the default; 1 or None: the model's prior). ``model``
+    overrides the model named in the file (needed for files made with a
+    ``.safetensors`` path rather than a shipped model).
     """
     irn = data if isinstance(data, IrnFile) else container.unpack(data)
     h = irn.header

@@ -254,6 +254,18 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, 
     return F.pad(x, (0, pad_x, 0, pad_y), mode=mode), pad_x, pad_y
 
 
+def pad_pixels_to_multiple(pixels: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
+    """:func:`pad_to_multiple` for a uint8 H x W x C array (same reflect/replicate rule)."""
+    if multiple < 1:
+        raise ValueError(f"multiple must be at least 1, got {multiple}")
+    height, width = pixels.shape[:2]
+    pad_x, pad_y = -width % multiple, -height % multiple
+    if pad_x == 0 and pad_y == 0:
+        return pixels, 0, 0
+    mode = "reflect" if pad_x < width and pad_y < height else "edge"
+    return np.pad(pixels, ((0, pad_y), (0, pad_x), (0, 0)), mode=mode), pad_x, pad_y
+
+
 def crop(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """The top-left ``width`` x ``height`` of [..., H, W], undoing :func:`pad_to_multiple`."""
     if width > x.shape[-1] or height > x.shape[-2]:

@@ -7,11 +7,21 @@ batch as in the reference code:
   stored LR image is a faithful thumbnail;
 * distr: sum of z^2, pushing z towards N(0, I) so the decoder can sample it;
 * recon: L1 between the input and its reconstruction from the 8-bit quantised
-  LR image (straight-through rounding) and a fresh z from the model's prior
-  N(0, t^2 I), t = ``model.z_temperature``.
+  LR image (straight-through rounding), passed through the configured LR
+  channel (lossless, or a JPEG/WebP: see :mod:`irncodec.channels`), and a
+  fresh z from the model's prior;
+* sim (SAIN models only): L2 between the network's simulated compressed LR
+  and what the channel really delivered, so the inverse path starts from a
+  faithful model of the codec.
 
-Checkpoints hold the model, optimizer, scheduler, both random generators and
+Checkpoints hold the model, optimizer, scheduler, every random generator and
 the iteration, so a resumed run continues exactly where it stopped.
+
+Data-parallel training: run the same command under ``torchrun
+--nproc_per_node N``. Each process draws its own crops (``batch_size`` is the
+global batch, split evenly), gradients are averaged by
+``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs), and rank 0 alone
+validates, logs and writes checkpoints (holding every rank's RNG state).
 """
 
 from __future__ import annotations
@@ -26,10 +36,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
-from torch import Tensor
+from torch import Tensor, nn
 
+from .channels import make_channel, real_roundtrip
 from .errors import ConfigError
 from .data import RandomCrops, find_images, load_rgb_uint8
 from .metrics import psnr, quantize_8bit
@@ -64,10 +76,18 @@ class TrainConfig:
     #: Weights (zoo name or .safetensors) to start a new run from, e.g. to
     #: fine-tune a shipped model; ignored when resuming from a checkpoint.
     init_from: str | None = None
-    #: Train through a compressed LR image: None (lossless) or "jpeg" (differentiable
-    #: JPEG proxy, quality drawn per image from ``lr_quality_range``).
+    #: Train through a compressed LR image: None (lossless), "jpeg" or "webp",
+    #: quality drawn per image from ``lr_quality_range`` (see irncodec.channels).
     lr_proxy: str | None = None
     lr_quality_range: list[int] = field(default_factory=lambda: [30, 95])
+    #: Forward through Pillow's real encoder, gradients from the proxy (always on for webp).
+    lr_real_codec: bool = False
+    #: Weight of SAIN's compression-simulation loss (SAIN models only).
+    lambda_sim: float = 4.0
+    #: Qualities at which validation also measures PSNR through the real codec.
+    val_qualities: list[int] = field(default_factory=lambda: [30, 90])
+    #: "auto" (a GPU when there is one), "cpu" or "cuda".
+    device: str = "auto"
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
@@ -103,35 +123,81 @@ def bicubic_downscale(x: Tensor, scale: int) -> Tensor:
 
 def irn_losses(model: IRN, hr: Tensor,
                lr_channel: Callable[[Tensor], Tensor] | None = None) -> dict[str, Tensor]:
-    """The three IRN loss terms for one batch, each per image.
+    """The loss terms for one batch, each per image.
 
     ``lr_channel`` models what happens to the 8-bit LR image before the decoder
     sees it (e.g. a differentiable JPEG, SAIN-style); None means stored losslessly.
     """
     n = hr.shape[0]
-    lr, z = model(hr)
-    guide = ((lr - bicubic_downscale(hr, model.scale)) ** 2).sum() / n
-    distr = (z**2).sum() / n
+    lr, simulated, z = model.rescale(hr)
     received = quantize_ste(lr)
     if lr_channel is not None:
         received = lr_channel(received)
-    recon_hr = model.upscale(received)
-    recon = (recon_hr - hr).abs().sum() / n
-    return {"guide": guide, "distr": distr, "recon": recon}
+    losses = {
+        "guide": ((lr - bicubic_downscale(hr, model.scale)) ** 2).sum() / n,
+        "distr": model.prior.nll(z),
+        "recon": (model.upscale(received) - hr).abs().sum() / n,
+    }
+    if model.config.architecture == "sain":
+        losses["sim"] = ((simulated - received.detach()) ** 2).sum() / n
+    return losses
 
 
 def jpeg_channel(quality_range: Sequence[int], subsampling: str = "4:2:0") -> Callable[[Tensor], Tensor]:
     """A differentiable JPEG at a quality drawn per image from ``quality_range`` (inclusive)."""
-    from .jpeg_proxy import DiffJPEG
+    return make_channel("jpeg", quality_range)
 
-    low, high = quality_range
-    proxy = DiffJPEG(rounding="ste", subsampling=subsampling)
 
-    def channel(lr: Tensor) -> Tensor:
-        quality = torch.randint(low, high + 1, (lr.shape[0],))  # global RNG: checkpointed
-        return proxy(lr, quality)
+class _LossModule(nn.Module):
+    """Model + LR channel -> losses, as one module so DistributedDataParallel can wrap it."""
 
-    return channel
+    def __init__(self, model: IRN, lr_channel: Callable[[Tensor], Tensor] | None) -> None:
+        super().__init__()
+        self.model = model
+        self.lr_channel = lr_channel
+
+    def forward(self, hr: Tensor) -> dict[str, Tensor]:
+        return irn_losses(self.model, hr, self.lr_channel)
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless torch.distributed is initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _select_device(name: str, rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device: cuda was asked for, but no GPU is available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+    if name != "cpu":
+        raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device("cpu")
+
+
+def load_compatible(model: IRN, trained: IRN) -> None:
+    """Copy a trained model's weights into ``model``.
+
+    The architectures must match, except that a plain IRN may seed a SAIN model
+    (or a Gaussian prior a mixture one): the E-InvBlock's extra subnet and the
+    simulator blocks start as the identity, so the result behaves exactly like
+    the trained IRN and fine-tuning starts from it.
+    """
+    ours, theirs = model.config.to_dict(), trained.config.to_dict()
+    extensions = ("architecture", "simulator_blocks", "z_prior", "mixture_components")
+    if any(ours[k] != theirs[k] for k in ours if k not in extensions):
+        raise ConfigError(f"its architecture {trained.config} differs from the config's")
+    seeds_sain = theirs["architecture"] == "irn" or ours == theirs
+    seeds_prior = theirs["z_prior"] == "gaussian" or ours["z_prior"] == theirs["z_prior"]
+    if not (seeds_sain and seeds_prior and theirs["simulator_blocks"] <= ours["simulator_blocks"]):
+        raise ConfigError(f"its architecture {trained.config} cannot seed {model.config}")
+    missing, unexpected = model.load_state_dict(trained.state_dict(), strict=False)
+    if unexpected:
+        raise ConfigError(f"weights have parameters the model lacks: {unexpected[:3]}")
 
 
 class Trainer:
@@ -139,18 +205,33 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike) -> None:
         self.config = config
+        self.rank, self.world_size = distributed_context()
+        if config.batch_size % self.world_size:
+            raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {self.world_size} processes")
+        self.device = _select_device(config.device, self.rank)
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
-        self.model = IRN(config.model)
+        self.model = IRN(config.model).to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, self._milestones(), config.lr_gamma)
-        self.data = RandomCrops(config.train_dirs, config.patch_size, seed=config.seed)
+        self.data = RandomCrops(config.train_dirs, config.patch_size, seed=config.seed + self.rank)
+        torch.manual_seed(config.seed + self.rank)  # each process its own channel qualities
         self.lr_channel = self._lr_channel()
+        self.losses: nn.Module = _LossModule(self.model, self.lr_channel)
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.losses = nn.parallel.DistributedDataParallel(self.losses, device_ids=ids)
         self.iteration = 0
         self.elapsed = 0.0
         self._val_images: list[Tensor] | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process validates, logs and checkpoints (rank 0)."""
+        return self.rank == 0
 
     def _milestones(self) -> list[int]:
         return [int(m * self.config.iterations) for m in self.config.lr_milestones]
@@ -159,7 +240,17 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.run_dir / "last.pt"
 
+    def _rng_state(self) -> tuple[Tensor, Tensor]:
+        return torch.get_rng_state(), self.data.generator.get_state()
+
     def save_checkpoint(self) -> None:
+        """Write ``last.pt`` atomically (rank 0; every rank must call it, to gather RNG states)."""
+        rng = [self._rng_state()]
+        if self.world_size > 1:
+            rng = [None] * self.world_size  # type: ignore[list-item]
+            dist.all_gather_object(rng, self._rng_state())
+        if not self.is_main:
+            return
         state = {
             "config": self.config.to_dict(),
             "model": self.model.state_dict(),
@@ -167,8 +258,9 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "iteration": self.iteration,
             "elapsed": self.elapsed,
-            "torch_rng": torch.get_rng_state(),
-            "data_rng": self.data.generator.get_state(),
+            "torch_rng": rng[0][0],
+            "data_rng": rng[0][1],
+            "rank_rng": rng,
         }
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -182,28 +274,32 @@ class Trainer:
         self._replan_schedule()
         self.iteration = state["iteration"]
         self.elapsed = state["elapsed"]
-        torch.set_rng_state(state["torch_rng"])
-        self.data.generator.set_state(state["data_rng"])
+        ranks = state.get("rank_rng") or [(state["torch_rng"], state["data_rng"])]
+        if len(ranks) == self.world_size:
+            torch_rng, data_rng = ranks[self.rank]
+            torch.set_rng_state(torch_rng)
+            self.data.generator.set_state(data_rng)
+        elif self.is_main:
+            print(f"note: checkpoint was written by {len(ranks)} process(es), this run has "
+                  f"{self.world_size}: the run continues, but not bit-exactly")
 
     def _lr_channel(self) -> Callable[[Tensor], Tensor] | None:
         c = self.config
         if c.lr_proxy is None:
+            if c.model.architecture == "sain":
+                raise ConfigError("a SAIN model trains through a lossy LR: set lr_proxy to jpeg or webp")
             return None
-        if c.lr_proxy != "jpeg":
-            raise ConfigError(f"unknown lr_proxy '{c.lr_proxy}': use jpeg, or leave it out")
-        low, high = c.lr_quality_range
-        if not 1 <= low <= high <= 100:
-            raise ConfigError(f"lr_quality_range must be 1 <= low <= high <= 100, got {c.lr_quality_range}")
-        return jpeg_channel((low, high))
+        return make_channel(c.lr_proxy, c.lr_quality_range, c.lr_real_codec)
 
     def init_from(self, weights: str) -> None:
-        """Start from trained weights of the same architecture."""
+        """Start from trained weights of the same (or a seedable, see load_compatible) architecture."""
         from . import zoo
 
         trained = zoo.load_model(weights)  # verified like any model the codec loads
-        if trained.config != self.config.model:
-            raise ConfigError(f"init_from {weights}: its architecture {trained.config} differs from the config's")
-        self.model.load_state_dict(trained.state_dict())
+        try:
+            load_compatible(self.model, trained)
+        except ConfigError as exc:
+            raise ConfigError(f"init_from {weights}: {exc}") from None
 
     def _replan_schedule(self) -> None:
         """Make the LR follow this run's length, which may have changed on resume."""
@@ -217,9 +313,11 @@ class Trainer:
     def step(self) -> dict[str, float]:
         c = self.config
         self.model.train()
-        hr = self.data.batch(c.batch_size)
-        losses = irn_losses(self.model, hr, self.lr_channel)
+        hr = self.data.batch(c.batch_size // self.world_size).to(self.device)
+        losses = self.losses(hr)
         total = c.lambda_guide * losses["guide"] + c.lambda_distr * losses["distr"] + c.lambda_recon * losses["recon"]
+        if "sim" in losses:
+            total = total + c.lambda_sim * losses["sim"]
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if c.grad_clip:
@@ -227,19 +325,43 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.iteration += 1
-        out = {k: v.item() for k, v in losses.items()}
-        out["total"] = total.item()
-        return out
+        losses["total"] = total
+        values = torch.stack([v.detach() for v in losses.values()])
+        if self.world_size > 1:  # log the mean over all processes
+            dist.all_reduce(values)
+            values /= self.world_size
+        return dict(zip(losses, values.tolist()))
+
+    @property
+    def val_codec(self) -> str | None:
+        """The real codec validation goes through besides lossless: the one trained for."""
+        return self.config.lr_proxy
 
     def validate(self) -> dict[str, float]:
-        """Reconstruction quality on the first few validation images, cropped for speed."""
+        """Reconstruction quality on the first few validation images, cropped for speed:
+        with a lossless LR, and through the real codec at ``val_qualities`` when training for one."""
         c = self.config
         if c.val_dir is None:
             return {}
         if self._val_images is None:
-            self._val_images = load_eval_images(c.val_dir, c.val_images, c.val_crop, c.model.scale)
+            self._val_images = [im.to(self.device) for im in
+                                load_eval_images(c.val_dir, c.val_images, c.val_crop, c.model.scale)]
         metrics = evaluate(self.model, self._val_images)
-        return {"val_psnr": metrics["psnr"], "val_lr_psnr": metrics["lr_psnr"]}
+        row = {"val_psnr": metrics["psnr"], "val_lr_psnr": metrics["lr_psnr"]}
+        if self.val_codec:
+            for q in c.val_qualities:
+                row[f"val_psnr_{self.val_codec}{q}"] = evaluate(self.model, self._val_images,
+                                                                lr_codec=self.val_codec, quality=q)["psnr"]
+        return row
+
+    def log_fields(self) -> list[str]:
+        fields = ["iteration", "elapsed_s", "lr", "total", "guide", "distr", "recon"]
+        if self.config.model.architecture == "sain":
+            fields.append("sim")
+        fields += ["val_psnr", "val_lr_psnr"]
+        if self.val_codec and self.config.val_dir:
+            fields += [f"val_psnr_{self.val_codec}{q}" for q in self.config.val_qualities]
+        return fields
 
     def run(self, progress: bool = True, stop_at: int | None = None) -> None:
         """Train up to ``stop_at`` (default: the end), checkpointing on the way and at the stop."""
@@ -247,14 +369,17 @@ class Trainer:
 
         c = self.config
         end = c.iterations if stop_at is None else min(stop_at, c.iterations)
-        log_path = self.run_dir / "log.csv"
-        fields = ["iteration", "elapsed_s", "lr", "total", "guide", "distr", "recon", "val_psnr", "val_lr_psnr"]
-        new_log = not log_path.exists()
-        with open(log_path, "a", newline="") as log_file:
-            log = csv.DictWriter(log_file, fields, extrasaction="ignore")
+        log_file = None
+        if self.is_main:
+            log_path = self.run_dir / "log.csv"
+            new_log = not log_path.exists()
+            log_file = open(log_path, "a", newline="")
+            log = csv.DictWriter(log_file, self.log_fields(), extrasaction="ignore")
             if new_log:
                 log.writeheader()
-            bar = tqdm(total=c.iterations, initial=self.iteration, disable=not progress, desc=c.name)
+        try:
+            bar = tqdm(total=c.iterations, initial=self.iteration, disable=not (progress and self.is_main),
+                       desc=c.name)
             sums: dict[str, float] = {}
             while self.iteration < end:
                 start = time.perf_counter()
@@ -268,17 +393,24 @@ class Trainer:
                     row = {k: v / c.log_every for k, v in sums.items()}
                     sums = {}
                     bar.set_postfix(loss=f"{row['total']:.1f}", recon=f"{row['recon']:.1f}")
-                if self.iteration % c.val_every == 0 or self.iteration == c.iterations:
+                if self.is_main and (self.iteration % c.val_every == 0 or self.iteration == c.iterations):
                     row.update(self.validate())
                     if "val_psnr" in row:
-                        bar.write(f"iter {self.iteration}: val PSNR {row['val_psnr']:.2f} dB, LR vs bicubic {row['val_lr_psnr']:.2f} dB")
-                if row:
-                    row.update(iteration=self.iteration, elapsed_s=round(self.elapsed, 1), lr=self.scheduler.get_last_lr()[0])
+                        extra = "".join(f", {k[9:]} {v:.2f} dB" for k, v in row.items()
+                                        if k.startswith("val_psnr_"))
+                        bar.write(f"iter {self.iteration}: val PSNR {row['val_psnr']:.2f} dB{extra}, "
+                                  f"LR vs bicubic {row['val_lr_psnr']:.2f} dB")
+                if row and log_file is not None:
+                    row.update(iteration=self.iteration, elapsed_s=round(self.elapsed, 1),
+                               lr=self.scheduler.get_last_lr()[0])
                     log.writerow(row)
                     log_file.flush()
                 if self.iteration % c.checkpoint_every == 0 or self.iteration == end:
                     self.save_checkpoint()
             bar.close()
+        finally:
+            if log_file is not None:
+                log_file.close()
 
 
 def train(config_path: str | os.PathLike, run_dir: str | os.PathLike | None = None,
@@ -297,16 +429,24 @@ def train(config_path: str | os.PathLike, run_dir: str | os.PathLike | None = No
     for folder in config.train_dirs + ([config.val_dir] if config.val_dir else []):
         if not Path(folder).is_dir():
             raise ConfigError(f"dataset folder not found: {folder}")
+    init_distributed()
     trainer = Trainer(config, run_dir or Path("runs") / config.name)
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint(trainer.checkpoint_path)
     elif config.init_from:
         trainer.init_from(config.init_from)
-    if progress:
+    if progress and trainer.is_main:
         print(f"{config.name}: {count_parameters(trainer.model):,} parameters, "
               f"{len(trainer.data)} training images, starting at iteration {trainer.iteration}")
     trainer.run(progress, stop_at)
     return trainer
+
+
+def init_distributed() -> None:
+    """Join the process group torchrun describes in the environment (no-op otherwise)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
 
 
 def load_eval_images(folder: str | os.PathLike, limit: int | None = None,
@@ -320,18 +460,25 @@ def load_eval_images(folder: str | os.PathLike, limit: int | None = None,
     return images
 
 
-def evaluate(model: IRN, images: list[Tensor], temperature: float | None = None) -> dict[str, float]:
-    """Mean RGB PSNR of HR reconstructions from the 8-bit LR (lossless LR, z drawn with
-    a fixed seed), and of the LR image against a bicubic downscale."""
+def evaluate(model: IRN, images: list[Tensor], temperature: float | None = None,
+             lr_codec: str | None = None, quality: int | None = None) -> dict[str, float]:
+    """Mean RGB PSNR of HR reconstructions from the 8-bit LR (z drawn with a fixed seed),
+    and of the LR image against a bicubic downscale.
+
+    The LR is kept lossless, or goes through a real ``lr_codec`` at ``quality``.
+    """
+    was_training = model.training
     model.eval()
     hr_psnr, lr_psnr = [], []
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device=images[0].device if images else "cpu").manual_seed(0)
     with torch.no_grad():
         for hr in images:
             lr = quantize_8bit(model(hr)[0])
-            rec = quantize_8bit(model.upscale(lr, temperature, generator))
+            received = lr if lr_codec is None else real_roundtrip(lr, lr_codec, int(quality or 0))
+            rec = quantize_8bit(model.upscale(received, temperature, generator))
             hr_psnr.append(psnr(rec, hr))
             lr_psnr.append(psnr(lr, bicubic_downscale(hr, model.scale).clamp(0, 1)))
+    model.train(was_training)
     return {"psnr": sum(hr_psnr) / len(hr_psnr), "lr_psnr": sum(lr_psnr) / len(lr_psnr)}
 
 
@@ -363,12 +510,18 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, output: str | os.PathL
     return record
 
 
+#: Qualities at which a released compression-aware model is measured.
+RELEASE_QUALITIES = (30, 50, 70, 90)
+
+
 def release(checkpoint_path: str | os.PathLike, name: str, description: str,
             eval_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Ship a checkpoint as zoo model ``name``: fp16 weights, manifest entry, training record.
 
     With ``eval_dir``, the record also holds the PSNR measured on it (lossless LR)
-    with the fp32 and the shipped fp16 weights, so the cost of fp16 is on record.
+    with the fp32 and the shipped fp16 weights, so the cost of fp16 is on record,
+    and, for a model trained for a lossy LR codec, the PSNR through that real
+    codec at ``RELEASE_QUALITIES``.
     """
     from . import zoo
 
@@ -388,5 +541,9 @@ def release(checkpoint_path: str | os.PathLike, name: str, description: str,
             "fp32": evaluate(full, images), "fp16": evaluate(half, images),
             "fp16_mean_z": evaluate(half, images, temperature=0.0),
         }
+        codec = state["config"].get("lr_proxy")
+        if codec:
+            record["evaluation"][f"fp16_mean_z_{codec}"] = {
+                str(q): evaluate(half, images, 0.0, lr_codec=codec, quality=q) for q in RELEASE_QUALITIES}
     zoo.register(name, description, record)
     return record

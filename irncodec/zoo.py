@@ -29,8 +29,20 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 WEIGHTS_FORMAT = "irncodec-weights-1"
 
-#: The model ``encode`` uses for each scale when none is named.
+#: The plain (lossless-LR) model for each scale.
 DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
+#: Models trained through a lossy LR codec (SAIN-style), preferred when encoding with it.
+CODEC_MODELS = {(2, "jpeg"): "irn-x2-jpeg-small", (4, "jpeg"): "irn-x4-jpeg-small",
+                (2, "webp"): "irn-x2-webp-small"}
+
+
+def default_model(scale: int, codec: str) -> str:
+    """The model ``encode`` uses when none is named: one trained for ``codec`` at
+    ``scale`` if it is shipped, else the plain model for ``scale``."""
+    if scale not in DEFAULT_MODELS:
+        raise ModelError(f"unsupported scale {scale}: choose from {sorted(DEFAULT_MODELS)}")
+    name = CODEC_MODELS.get((scale, codec))
+    return name if name in _manifest() else DEFAULT_MODELS[scale]
 
 
 def _manifest() -> dict[str, dict[str, Any]]:

@@ -11,10 +11,11 @@ from irncodec import zoo
 from irncodec.models import IRN, IRNConfig
 
 
-def make_tiny_model(scale: int, seed: int = 0) -> IRN:
-    """A small IRN with non-trivial weights (fresh IRNs are plain Haar transforms)."""
+def make_tiny_model(scale: int, seed: int = 0, **options) -> IRN:
+    """A small IRN with non-trivial weights (fresh IRNs are plain Haar transforms);
+    ``options`` set other IRNConfig fields, e.g. a SAIN architecture."""
     torch.manual_seed(seed)
-    model = IRN(IRNConfig(scale=scale, blocks_per_stage=1, growth=4, z_temperature=0.05))
+    model = IRN(IRNConfig(scale=scale, blocks_per_stage=1, growth=4, z_temperature=0.05, **options))
     for p in model.parameters():
         if p.requires_grad:
             p.data.add_(torch.randn_like(p) * 0.02)
@@ -29,6 +30,21 @@ def tiny_weights(tmp_path_factory):
     for scale in (2, 4):
         path = folder / f"tiny-x{scale}.safetensors"
         zoo.export(make_tiny_model(scale), path, record={"note": "test"})
+        paths[scale] = str(path)
+    return paths
+
+
+SAIN_OPTIONS = {"architecture": "sain", "simulator_blocks": 1, "z_prior": "mixture", "mixture_components": 3}
+
+
+@pytest.fixture(scope="session")
+def tiny_sain_weights(tmp_path_factory):
+    """Paths of tiny SAIN x2 and x4 weights files (E-InvBlock, simulator, mixture prior)."""
+    folder = tmp_path_factory.mktemp("sain")
+    paths = {}
+    for scale in (2, 4):
+        path = folder / f"tiny-sain-x{scale}.safetensors"
+        zoo.export(make_tiny_model(scale, **SAIN_OPTIONS), path, record={"note": "test"})
         paths[scale] = str(path)
     return paths
 

@@ -36,6 +36,7 @@ def _load_script(name: str) -> ModuleType:
 rd = _load_script("rd_curve")
 speed = _load_script("speed")
 compare = _load_script("compare_table")
+aware = _load_script("compression_aware")
 
 
 @pytest.fixture(autouse=True)
@@ -378,3 +379,34 @@ def test_kodak_checksum_list_matches_the_shared_copy():
     kodak = BENCHMARKS.parent.parent / "shared" / "datasets" / "kodak"
     if kodak.is_dir():
         assert get_kodak.download(kodak, "file:///nonexistent/", sums) == []
+
+
+def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, tiny_sain_weights, dataset,
+                                                                 tmp_path, monkeypatch):
+    from irncodec import zoo
+
+    shipped = {"irn-x2-small": tiny_weights[2], "irn-x2-jpeg-small": tiny_sain_weights[2]}
+    monkeypatch.setattr(zoo, "_manifest", lambda: dict.fromkeys(shipped, {"scale": 2}))
+    monkeypatch.setattr(zoo, "_resolve", lambda name: (Path(shipped.get(name, name)), None))
+    monkeypatch.setattr(zoo, "model_scale", lambda name: 2)
+    zoo._load_cached.cache_clear()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(aware.main, ["--dataset", str(dataset), "--qf", "30,90", "--out", str(out)],
+                                catch_exceptions=False)
+    zoo._load_cached.cache_clear()
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "compression_aware_x2_jpeg.json").read_text())
+    table = data["datasets"]["images"]["methods"]
+    assert set(table) == {"bicubic", "irn-x2-small", "irn-x2-jpeg-small"}
+    assert table["bicubic"]["30"]["bpp"] < table["bicubic"]["90"]["bpp"]
+    assert all(table[m][q]["psnr"] > 8 for m in table for q in ("30", "90"))
+    md = (out / "compression_aware_x2_jpeg.md").read_text()
+    assert "| 30 |" in md and "| 90 |" in md and "**" in md
+
+
+def test_compression_aware_needs_a_codec_model(tiny_weights, dataset, tmp_path, monkeypatch):
+    from irncodec import zoo
+
+    monkeypatch.setattr(zoo, "_manifest", lambda: {"irn-x2-small": {"scale": 2}})
+    result = CliRunner().invoke(aware.main, ["--dataset", str(dataset), "--codec", "webp", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no shipped x2 model is trained for webp" in result.output

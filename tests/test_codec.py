@@ -109,3 +109,25 @@ def test_sampling_from_the_prior_is_seeded(tiny_weights, photo):
     a = irncodec.decode(data, model=tiny_weights[2], temperature=None)
     assert a.tobytes() == irncodec.decode(data, model=tiny_weights[2], temperature=None).tobytes()
     assert a.tobytes() != irncodec.decode(data, model=tiny_weights[2]).tobytes()
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_sain_models_round_trip(tiny_sain_weights, photo, scale):
+    model = tiny_sain_weights[scale]
+    data = irncodec.encode(photo, quality=70, codec="jpeg", model=model)
+    out = irncodec.decode(data, model=model)
+    assert out.size == photo.size and psnr(image_to_tensor(out), image_to_tensor(photo)) > 10
+    assert out.tobytes() == irncodec.decode(data, model=model).tobytes()
+    assert out.tobytes() != irncodec.decode(data, model=model, temperature=1).tobytes()
+
+
+def test_encode_picks_the_model_trained_for_the_codec(monkeypatch):
+    from irncodec import zoo
+
+    shipped = {"irn-x2-small": {}, "irn-x2-jpeg-small": {}, "irn-x4-small": {}}
+    monkeypatch.setattr(zoo, "_manifest", lambda: shipped)
+    assert zoo.default_model(2, "jpeg") == "irn-x2-jpeg-small"
+    assert zoo.default_model(2, "png") == "irn-x2-small"
+    assert zoo.default_model(4, "jpeg") == "irn-x4-small"  # no x4 JPEG model in this zoo
+    with pytest.raises(ModelError, match="scale"):
+        zoo.default_model(3, "jpeg")

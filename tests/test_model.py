@@ -69,3 +69,67 @@ def test_config_round_trip_and_unknown_keys():
     assert IRNConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         IRNConfig.from_dict({"scale": 2, "depth": 3})
+
+
+SAIN = dict(architecture="sain", simulator_blocks=2, z_prior="mixture", mixture_components=3, z_temperature=0.1)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_sain_inverts_its_simulated_lr_exactly_and_stores_the_tap(scale):
+    model = randomised(IRN(IRNConfig(scale=scale, blocks_per_stage=2, growth=8, **SAIN))).double()
+    x = torch.rand(2, 3, 8 * scale, 8 * scale, dtype=torch.float64)
+    out = model.rescale(x)
+    assert torch.allclose(model.inverse(out.lr_simulated, out.z), x, atol=1e-12)
+    assert not torch.allclose(out.lr, out.lr_simulated)  # the stored LR is the E-InvBlock's tap
+    lr, z = model(x)
+    assert torch.equal(lr, out.lr) and torch.equal(z, out.z)
+
+
+def test_plain_irn_has_no_simulator_and_forward_is_rescale():
+    model = randomised(IRN(IRNConfig(scale=2, blocks_per_stage=1, growth=4)))
+    out = model.rescale(torch.rand(1, 3, 8, 8))
+    assert out.lr is out.lr_simulated
+
+
+@pytest.mark.parametrize("options", [{"architecture": "sainx"}, {"simulator_blocks": 1},
+                                     {"z_prior": "laplace"}, {"mixture_components": 0}, {"z_temperature": 0}])
+def test_bad_configs_rejected(options):
+    with pytest.raises(ValueError):
+        IRNConfig(**options)
+
+
+def test_old_configs_without_sain_fields_load():
+    config = IRNConfig.from_dict({"scale": 2, "blocks_per_stage": 4, "growth": 16, "clamp": 1.0, "z_temperature": 0.1})
+    assert config.architecture == "irn" and config.z_prior == "gaussian"
+
+
+def test_temperature_scales_the_spread_around_the_prior_mean():
+    from irncodec.models.priors import GaussianPrior, MixturePrior
+
+    like = torch.zeros(1)
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    gaussian = GaussianPrior(0.1)
+    assert abs(gaussian.sample((200_000,), like).std().item() - 0.1) < 2e-3
+    assert torch.allclose(gaussian.sample((10,), like, 0.5, gen()), gaussian.sample((10,), like, 1.0, gen()) * 0.5)
+    mixture = MixturePrior(3, 0.1)
+    with torch.no_grad():
+        mixture.means.copy_(torch.tensor([-1.0, 0.0, 2.0]))
+        mixture.log_scales.fill_(-5.0)
+        mixture.logits.copy_(torch.log(torch.tensor([0.2, 0.3, 0.5])))
+    mean = mixture.mean((4,), like)
+    assert torch.allclose(mean, torch.full((4,), 0.8))
+    draws = mixture.sample((100_000,), like, 1.0, gen())
+    for centre, weight in [(-1.0, 0.2), (0.0, 0.3), (2.0, 0.5)]:
+        assert abs(((draws - centre).abs() < 0.1).float().mean().item() - weight) < 0.01
+    assert torch.equal(mixture.sample((5,), like, 0.0), mean[:1].expand(5))
+    half = mixture.sample((50,), like, 0.5, gen())
+    assert torch.allclose(half, mean[:1] + 0.5 * (mixture.sample((50,), like, 1.0, gen()) - mean[:1]))
+
+
+def test_mixture_nll_is_the_density_of_a_one_component_gaussian():
+    from irncodec.models.priors import MixturePrior
+
+    prior = MixturePrior(1, 0.5)
+    z = torch.randn(2, 3, 4, 4)
+    expected = -torch.distributions.Normal(0.0, 0.5).log_prob(z).sum() / 2
+    assert torch.allclose(prior.nll(z), expected, atol=1e-4)

@@ -150,10 +150,128 @@ def test_jpeg_channel_changes_the_lr_and_passes_gradients():
     assert torch.isfinite(lr.grad).all() and lr.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("update", [{"lr_proxy": "webp"}, {"lr_proxy": "jpeg", "lr_quality_range": [90, 10]}])
+@pytest.mark.parametrize("update", [{"lr_proxy": "avif"}, {"lr_proxy": "jpeg", "lr_quality_range": [90, 10]},
+                                    {"lr_proxy": None, "model": {"scale": 2, "blocks_per_stage": 1, "growth": 4, "architecture": "sain"}}])
 def test_bad_proxy_options_are_config_errors(tiny_config, tmp_path, update):
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg.update(update)
     tiny_config.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError):
         train(tiny_config, tmp_path / "run", progress=False)
+
+
+def _with(config_path: Path, **changes) -> Path:
+    cfg = yaml.safe_load(config_path.read_text())
+    cfg.update(changes)
+    config_path.write_text(yaml.safe_dump(cfg))
+    return config_path
+
+
+def test_real_codec_channel_is_exact_pillow_forward_with_proxy_gradient():
+    from irncodec.channels import make_channel, real_roundtrip
+    from irncodec.imageio import image_to_tensor
+
+    lr = image_to_tensor(photo_like(32, 24)).requires_grad_()
+    for kind in ("jpeg", "webp"):
+        out = make_channel(kind, (40, 40), real_codec=True)(lr)
+        assert torch.equal(out.detach(), real_roundtrip(lr, kind, 40))
+        (grad,) = torch.autograd.grad(out.sum(), lr)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_webp_training_validates_through_real_webp_and_resumes_exactly(tiny_config, tmp_path):
+    _with(tiny_config, lr_proxy="webp", lr_quality_range=[40, 90], val_qualities=[50])
+    straight = train(tiny_config, tmp_path / "a", progress=False)
+    train(tiny_config, tmp_path / "b", stop_at=3, progress=False)
+    resumed = train(tiny_config, tmp_path / "b", progress=False)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    header, row = (tmp_path / "a" / "log.csv").read_text().splitlines()[:2]
+    assert header.endswith("val_psnr,val_lr_psnr,val_psnr_webp50")
+    assert float(row.split(",")[-1]) > 5
+
+
+SAIN = {"scale": 2, "blocks_per_stage": 2, "growth": 4, "z_temperature": 0.1,
+        "architecture": "sain", "simulator_blocks": 1, "z_prior": "mixture", "mixture_components": 3}
+
+
+def test_sain_model_trains_with_simulation_loss_and_resumes_exactly(tiny_config, tmp_path):
+    _with(tiny_config, model=SAIN, lr_proxy="jpeg", val_qualities=[])
+    straight = train(tiny_config, tmp_path / "a", progress=False)
+    train(tiny_config, tmp_path / "b", stop_at=3, progress=False)
+    resumed = train(tiny_config, tmp_path / "b", progress=False)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert "sim" in straight.step()
+    assert (tmp_path / "b" / "log.csv").read_text().splitlines()[0].split(",")[7] == "sim"
+    weights = tmp_path / "sain.safetensors"
+    export_checkpoint(tmp_path / "b" / "last.pt", weights)
+    model = zoo.load_model(str(weights))
+    assert model.config.architecture == "sain" and model.prior.components == 3
+
+
+def test_plain_irn_seeds_a_sain_model_that_behaves_identically(tiny_config, tmp_path):
+    _with(tiny_config, model={**SAIN, "architecture": "irn", "simulator_blocks": 0, "z_prior": "gaussian"})
+    plain = train(tiny_config, tmp_path / "a", progress=False).model
+    weights = tmp_path / "plain.safetensors"
+    zoo.export(plain, weights, half=False)
+    _with(tiny_config, model=SAIN, lr_proxy="jpeg", init_from=str(weights))
+    sain = Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "b")
+    sain.init_from(str(weights))
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        lr_plain, _ = plain.eval()(x)
+        out = sain.model.eval().rescale(x)
+        assert torch.allclose(out.lr, lr_plain, atol=1e-6) and torch.allclose(out.lr_simulated, lr_plain, atol=1e-6)
+        assert torch.allclose(sain.model.upscale(lr_plain, 0), plain.upscale(lr_plain, 0), atol=1e-5)
+    sain_weights = tmp_path / "sain.safetensors"
+    zoo.export(sain.model, sain_weights, half=False)
+    _with(tiny_config, model={**SAIN, "architecture": "irn", "simulator_blocks": 0, "z_prior": "gaussian"},
+          init_from=str(sain_weights))
+    with pytest.raises(ConfigError, match="cannot seed"):
+        train(tiny_config, tmp_path / "c", progress=False)
+
+
+def _ddp_worker(rank: int, world: int, port: int, config: str, run_dir: str, stop_at, out: str) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    trainer = train(config, run_dir, progress=False, stop_at=stop_at)
+    torch.save(trainer.model.state_dict(), f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def _run_ddp(config: Path, run_dir: Path, out: Path, stop_at=None, world: int = 2) -> list[dict]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, (world, port, str(config), str(run_dir), stop_at, str(out)),
+                                nprocs=world)
+    return [torch.load(f"{out}.{r}", weights_only=True) for r in range(world)]
+
+
+def test_ddp_two_processes_stay_in_sync_and_resume_exactly(tiny_config, tmp_path):
+    _with(tiny_config, batch_size=4, lr_proxy="jpeg", val_qualities=[])
+    straight = _run_ddp(tiny_config, tmp_path / "a", tmp_path / "a.pt")
+    for a, b in zip(*(s.values() for s in straight)):
+        assert torch.equal(a, b)  # every rank holds the same model
+    single = train(tiny_config, tmp_path / "single", progress=False).model.state_dict()
+    assert any(not torch.equal(a, b) for a, b in zip(single.values(), straight[0].values()))
+    assert len(torch.load(tmp_path / "a" / "last.pt", weights_only=True)["rank_rng"]) == 2
+    _run_ddp(tiny_config, tmp_path / "b", tmp_path / "b.pt", stop_at=3)
+    resumed = _run_ddp(tiny_config, tmp_path / "b", tmp_path / "b.pt")
+    for a, b in zip(straight[0].values(), resumed[0].values()):
+        assert torch.equal(a, b)
+    assert len((tmp_path / "b" / "log.csv").read_text().splitlines()) == 3  # rank 0 alone logs
+
+
+def test_batch_must_split_over_processes(tiny_config, tmp_path, monkeypatch):
+    import irncodec.train as training
+
+    monkeypatch.setattr(training, "distributed_context", lambda: (0, 3))
+    with pytest.raises(ConfigError, match="divide"):
+        Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "run")

@@ -1,5 +1,5 @@
 """Neural network models."""
 
-from .irn import IRN, IRNConfig, count_parameters
+from .irn import IRN, IRNConfig, Rescaled, count_parameters
 
-__all__ = ["IRN", "IRNConfig", "count_parameters"]
+__all__ = ["IRN", "IRNConfig", "Rescaled", "count_parameters"]

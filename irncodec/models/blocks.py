@@ -101,3 +101,50 @@ class IRNCouplingBlock(InvertibleModule):
 
     def output_dims(self, input_dims: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return list(input_dims)
+
+
+class EnhancedCouplingBlock(IRNCouplingBlock):
+    """SAIN's E-InvBlock: an IRN block with a tap that is the stored LR image.
+
+    Forward, the LR image is ``lr = x1 + phi(x2)``, recorded in ``self.lr``,
+    and the block passes ``y1 = lr - psi(x2)`` on to the blocks after it (the
+    compression simulator), which learn to turn it into what the LR image looks
+    like after the lossy codec. Inverse, the decoder feeds in the *decoded*
+    (compressed) LR: the simulator's inverse maps it back, then this block
+    recomputes ``lr = y1 + psi(x2)`` and ``x1 = lr - phi(x2)``: the asymmetric
+    path that lets the inverse undo compression.
+
+    ``psi`` starts at zero (like every subnet's last conv), so a trained IRN
+    block loads into it unchanged and behaves identically.
+    """
+
+    def __init__(
+        self,
+        dims_in: Sequence[tuple[int, ...]],
+        dims_c: Sequence[tuple[int, ...]] | None = None,
+        subnet_constructor: SubnetConstructor = dense_subnet(32),
+        split_len: int = 3,
+        clamp: float = 1.0,
+    ) -> None:
+        super().__init__(dims_in, dims_c, subnet_constructor, split_len, clamp)
+        self.psi = subnet_constructor(dims_in[0][0] - split_len, split_len)
+        self.lr: Tensor | None = None
+
+    def forward(
+        self, x: Iterable[Tensor], c: Iterable[Tensor] = (), rev: bool = False, jac: bool = True
+    ) -> tuple[tuple[Tensor], Tensor]:
+        x = x[0]
+        a, b = x[:, : self.split_len], x[:, self.split_len :]
+        if not rev:
+            self.lr = a + self.phi(b)
+            y1 = self.lr - self.psi(b)
+            s = self._log_scale(y1)
+            y2 = b * torch.exp(s) + self.eta(y1)
+            log_jac = s.sum(dim=(1, 2, 3))
+        else:
+            s = self._log_scale(a)
+            y2 = (b - self.eta(a)) * torch.exp(-s)
+            self.lr = a + self.psi(y2)
+            y1 = self.lr - self.phi(y2)
+            log_jac = -s.sum(dim=(1, 2, 3))
+        return (torch.cat((y1, y2), 1),), log_jac

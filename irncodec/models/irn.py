@@ -4,24 +4,33 @@ The network is a FrEIA ``SequenceINN``: for each factor of two in the scale, a
 Haar downsampling (whose first three output channels are the per-channel
 average, i.e. an LR image) followed by ``blocks_per_stage`` IRN coupling
 blocks. The first three output channels are the LR image; the rest are ``z``,
-trained towards N(0, t^2 I) (t = ``z_temperature``, 1 in IRN) so that the
-decoder can draw it from that prior.
+trained towards a prior (N(0, t^2 I), t = ``z_temperature``, or a learnable
+Gaussian mixture) so that the decoder can draw it from that prior.
+
+``architecture="sain"`` makes it SAIN's compression-aware network (Yang et
+al., AAAI 2023): the last coupling block is an E-InvBlock whose tap is the
+stored LR image, followed by ``simulator_blocks`` plain blocks whose output
+imitates the LR image after lossy compression; decoding inverts from the
+decoded LR through the simulator (see :class:`EnhancedCouplingBlock`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from FrEIA.framework import SequenceINN
 from FrEIA.modules import HaarDownsampling
 
-from .blocks import IRNCouplingBlock, dense_subnet
+from .blocks import EnhancedCouplingBlock, IRNCouplingBlock, dense_subnet
+from .priors import GaussianPrior, MixturePrior
 
 LR_CHANNELS = 3
+ARCHITECTURES = ("irn", "sain")
+Z_PRIORS = ("gaussian", "mixture")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,13 @@ class IRNConfig:
     #: Standard deviation of the z prior the inverse is trained and decoded with.
     #: IRN uses 1; a smaller prior is far easier to learn in a short CPU training.
     z_temperature: float = 1.0
+    #: "irn", or "sain": E-InvBlock + compression simulator (see the module docstring).
+    architecture: str = "irn"
+    #: Plain coupling blocks after the E-InvBlock that simulate compression (sain only).
+    simulator_blocks: int = 0
+    #: "gaussian": N(0, z_temperature^2); "mixture": learnable Gaussian mixture (SAIN).
+    z_prior: str = "gaussian"
+    mixture_components: int = 5
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4):
@@ -43,8 +59,16 @@ class IRNConfig:
             raise ValueError("blocks_per_stage and growth must be positive")
         if self.clamp <= 0:
             raise ValueError("clamp must be positive")
-        if self.z_temperature < 0:
-            raise ValueError("z_temperature must be >= 0")
+        if self.z_temperature <= 0:
+            raise ValueError("z_temperature must be positive")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.simulator_blocks < 0 or (self.architecture == "irn" and self.simulator_blocks):
+            raise ValueError("simulator_blocks must be >= 0, and 0 unless architecture is 'sain'")
+        if self.z_prior not in Z_PRIORS:
+            raise ValueError(f"z_prior must be one of {Z_PRIORS}, got {self.z_prior!r}")
+        if self.mixture_components < 1:
+            raise ValueError("mixture_components must be positive")
 
     @property
     def stages(self) -> int:
@@ -66,12 +90,22 @@ class IRNConfig:
         return cls(**values)
 
 
+class Rescaled(NamedTuple):
+    """Everything the downscaling pass makes."""
+
+    lr: Tensor  #: the LR image to store
+    lr_simulated: Tensor  #: what the network expects the decoder to receive (= lr for IRN)
+    z: Tensor  #: the latent the decoder must draw
+
+
 class IRN(nn.Module):
     """Invertible rescaling network built from FrEIA modules.
 
     ``forward`` downscales: ``x -> (lr, z)``; ``inverse`` upscales:
     ``(lr, z) -> x``. Inputs are in [0, 1]; height and width must be
     multiples of ``scale`` (see :func:`irncodec.imageio.pad_to_multiple`).
+    For IRN, ``inverse(*forward(x))`` is ``x``; for SAIN the exact inverse
+    is of ``rescale(x).lr_simulated`` and z.
     """
 
     def __init__(self, config: IRNConfig | None = None) -> None:
@@ -81,43 +115,53 @@ class IRN(nn.Module):
         # a multiple of the scale works at run time.
         side = 4 * self.config.scale
         self.inn = SequenceINN(LR_CHANNELS, side, side)
-        for _ in range(self.config.stages):
+        c = self.config
+        block_options = dict(subnet_constructor=dense_subnet(c.growth), split_len=LR_CHANNELS, clamp=c.clamp)
+        for stage in range(c.stages):
             self.inn.append(HaarDownsampling, order_by_wavelet=True, rebalance=0.5)
-            for _ in range(self.config.blocks_per_stage):
-                self.inn.append(
-                    IRNCouplingBlock,
-                    subnet_constructor=dense_subnet(self.config.growth),
-                    split_len=LR_CHANNELS,
-                    clamp=self.config.clamp,
-                )
+            for block in range(c.blocks_per_stage):
+                last = stage == c.stages - 1 and block == c.blocks_per_stage - 1
+                enhanced = last and c.architecture == "sain"
+                self.inn.append(EnhancedCouplingBlock if enhanced else IRNCouplingBlock, **block_options)
+        # Index (not a reference, which would register the block twice) of the E-InvBlock.
+        self._lr_tap = len(self.inn.module_list) - 1 if c.architecture == "sain" else None
+        for _ in range(c.simulator_blocks):
+            self.inn.append(IRNCouplingBlock, **block_options)
+        if c.z_prior == "mixture":
+            self.prior: GaussianPrior | MixturePrior = MixturePrior(c.mixture_components, c.z_temperature)
+        else:
+            self.prior = GaussianPrior(c.z_temperature)
 
     @property
     def scale(self) -> int:
         return self.config.scale
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Downscale ``x`` [N,3,H,W] into ``(lr [N,3,H/s,W/s], z)``."""
+    def rescale(self, x: Tensor) -> Rescaled:
+        """Downscale ``x`` [N,3,H,W]: the LR image [N,3,H/s,W/s], its simulated decoded form, and z."""
         self._check_size(x)
         out, _ = self.inn(x, jac=False)
-        return out[:, :LR_CHANNELS], out[:, LR_CHANNELS:]
+        simulated, z = out[:, :LR_CHANNELS], out[:, LR_CHANNELS:]
+        lr = simulated if self._lr_tap is None else self.inn.module_list[self._lr_tap].lr
+        return Rescaled(lr, simulated, z)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Downscale ``x`` [N,3,H,W] into ``(lr [N,3,H/s,W/s], z)``."""
+        lr, _, z = self.rescale(x)
+        return lr, z
 
     def inverse(self, lr: Tensor, z: Tensor) -> Tensor:
-        """Upscale: invert ``forward`` exactly for the true ``z``."""
+        """Upscale a (decoded) LR image with a given z; exact for IRN's true z."""
         out, _ = self.inn(torch.cat((lr, z), 1), rev=True, jac=False)
         return out
 
     def sample_z(
         self, lr: Tensor, temperature: float | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        """Draw z ~ N(0, temperature^2 I) shaped for ``lr`` (default: the model's prior)."""
-        if temperature is None:
-            temperature = self.config.z_temperature
+        """Draw z shaped for ``lr`` from the prior, its spread scaled by ``temperature``
+        (0: the prior's mean; None or 1: the prior itself)."""
         n, _, h, w = lr.shape
         shape = (n, self.config.z_channels, h, w)
-        if temperature == 0:
-            return lr.new_zeros(shape)
-        z = torch.randn(shape, generator=generator, device=lr.device, dtype=lr.dtype)
-        return z * temperature
+        return self.prior.sample(shape, lr, 1.0 if temperature is None else temperature, generator)
 
     def upscale(
         self, lr: Tensor, temperature: float | None = None, generator: torch.Generator | None = None
