@@ -125,3 +125,46 @@ def test_newer_format_version_is_one_line_error(runner, png, tmp_path, tiny_weig
         result = run(runner, *args)
         assert result.exit_code == 1 and "version 2" in result.output
         assert result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("make_input", [
+    lambda p: p,  # a directory
+    lambda p: p / "missing.irn",
+])
+def test_bad_irn_path_is_one_line_error(runner, tmp_path, make_input, tiny_weights):
+    result = run(runner, "decode", make_input(tmp_path), tmp_path / "o.png", "-m", tiny_weights[2])
+    assert result.exit_code == 1 and result.output.startswith("irncodec: error: ")
+    assert result.output.count("\n") == 1 and not (tmp_path / "o.png").exists()
+
+
+def test_missing_weights_file_is_one_line_error(runner, png, tmp_path):
+    result = run(runner, "encode", png, tmp_path / "o.irn", "-m", tmp_path / "gone.safetensors")
+    assert result.exit_code == 1 and "weights file not found" in result.output
+    assert not (tmp_path / "o.irn").exists()
+
+
+def test_ctrl_c_leaves_no_output(runner, png, tmp_path, tiny_weights, monkeypatch):
+    from irncodec import codec
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(codec, "downscale", interrupted)
+    result = run(runner, "encode", png, tmp_path / "o.irn", "-m", tiny_weights[2])
+    assert result.exit_code == 130 and "interrupted" in result.output
+    assert not (tmp_path / "o.irn").exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_same_input_gives_the_same_bytes_in_separate_processes(png, tmp_path, tiny_weights):
+    """Determinism across runs: fixed algorithms and a seeded z, not just one process's state."""
+    import subprocess
+    import sys
+
+    outputs = []
+    for i in range(2):
+        irn, out = tmp_path / f"{i}.irn", tmp_path / f"{i}.png"
+        for args in (["encode", png, irn, "-q", "70", "-m", tiny_weights[2]],
+                     ["decode", irn, out, "--temperature", "1", "-m", tiny_weights[2]]):
+            subprocess.run([sys.executable, "-m", "irncodec.cli", *map(str, args)], check=True)
+        outputs.append((irn.read_bytes(), Image.open(out).tobytes()))
+    assert outputs[0] == outputs[1]

@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Coverage-guided fuzzing of the whole decode path (container, LR codecs, alpha, network).
+
+    python tests/fuzz_decode.py -max_total_time=300       # libFuzzer flags; needs `pip install atheris`
+
+Every input must either decode or raise :class:`irncodec.errors.IrnError`;
+anything else (another exception, a crash) is a finding, and atheris stops
+with the input that caused it. Inputs are read three ways, chosen by their
+first byte, so that mutations also get past the CRCs to the Pillow decoders:
+
+0. the raw bytes of an ``.irn`` file;
+1. a valid header (from a seed file) with the rest as its LR payload, CRCs fixed;
+2. a seed's real LR payload under header fields taken from the input.
+
+The model is a tiny random IRN written at start-up, and the pixel limit is set
+low (``IRNCODEC_MAX_PIXELS``) so every input decodes in milliseconds.
+``tests/test_fuzz.py`` runs the same target under hypothesis in CI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("IRNCODEC_MAX_PIXELS", str(1 << 16))
+
+
+def _coverage_instrumented():
+    """When run as the fuzzer, instrument irncodec and Pillow (not all of torch) for coverage."""
+    if __name__ != "__main__":
+        return contextlib.nullcontext()
+    import atheris
+
+    return atheris.instrument_imports(include=["irncodec", "PIL"])
+
+
+with _coverage_instrumented():
+    from PIL import JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401  (else loaded lazily)
+    import irncodec
+    from irncodec import container, zoo
+    from irncodec.container import CODEC_IDS, MODE_IDS, Header
+    from irncodec.errors import IrnError
+
+_CODECS = list(CODEC_IDS)
+_MODES = list(MODE_IDS)
+
+
+def write_model(folder: Path) -> str:
+    """A tiny x2 model with random weights, saved for the decoder; returns its path."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.conftest import make_tiny_model
+
+    path = folder / "fuzz-x2.safetensors"
+    zoo.export(make_tiny_model(2), path)
+    return str(path)
+
+
+def make_seeds(model: str) -> list[bytes]:
+    """Valid files: each LR codec, with and without alpha, odd sizes."""
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.conftest import photo_like
+
+    seeds = []
+    for codec, quality, size, mode in [("png", None, (9, 7), "RGB"), ("jpeg", 60, (20, 12), "RGB"),
+                                       ("webp", 50, (15, 16), "RGBA"), ("jpeg", 90, (6, 5), "L"),
+                                       ("png", None, (3, 3), "LA")]:
+        img = photo_like(*size).convert(mode)
+        if mode in ("RGBA", "LA"):
+            img.putalpha(Image.linear_gradient("L").resize(size))
+        seeds.append(irncodec.encode(img, quality=quality, codec=codec, model=model))
+    return seeds
+
+
+def variant(data: bytes, seeds: list[bytes]) -> bytes:
+    """The ``.irn`` bytes an input stands for (see the module docstring)."""
+    if not data:
+        return data
+    kind, rest = data[0] % 3, data[1:]
+    if kind == 0 or not rest:
+        return rest
+    seed = container.unpack(seeds[rest[0] % len(seeds)])
+    if kind == 1:
+        payload, alpha = rest[1:] or b"\x00", seed.alpha
+        return _raw(seed.header, payload, alpha)
+    fields = (rest[1:] + bytes(12))[:12]
+    width, height = struct.unpack("<HH", fields[:4])
+    scale = (2, 4)[fields[4] % 2]
+    h = Header(model=seed.header.model, scale=scale, width=width, height=height,
+               mode=_MODES[fields[5] % len(_MODES)], pad_x=fields[6] % 4, pad_y=fields[7] % 4,
+               codec=_CODECS[fields[8] % len(_CODECS)], quality=fields[9] % 101)
+    return _raw(h, seed.payload, seed.alpha if fields[10] % 2 else b"")
+
+
+def _raw(h: Header, payload: bytes, alpha: bytes) -> bytes:
+    """A file with correct CRCs for any header values, valid or not (bypasses pack's checks)."""
+    import zlib
+
+    flags = container.FLAG_ALPHA if alpha else 0
+    name = h.model.encode()
+    head = struct.pack("<4sBBB", container.MAGIC, container.FORMAT_VERSION, flags, len(name)) + name
+    head += struct.pack("<BIIBBBBBII", h.scale, h.width, h.height, MODE_IDS[h.mode], h.pad_x, h.pad_y,
+                        CODEC_IDS[h.codec], h.quality, len(payload), len(alpha))
+    return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(payload + alpha)) + payload + alpha
+
+
+def check(data: bytes, seeds: list[bytes], model: str) -> str:
+    """Decode one fuzz input: 'decoded' or the IrnError class name; anything else propagates."""
+    try:
+        image = irncodec.decode(variant(data, seeds), model=model)
+    except IrnError as exc:
+        return type(exc).__name__
+    assert image.width >= 1 and image.height >= 1
+    return "decoded"
+
+
+def main() -> None:
+    from collections import Counter
+
+    import atheris
+
+    outcomes: Counter = Counter()
+
+    def one_input(data: bytes) -> None:
+        outcomes[check(data, seeds, model)] += 1
+        if outcomes.total() % 100_000 == 0:  # libFuzzer exits without running atexit hooks
+            print(f"outcomes after {outcomes.total()} inputs: {dict(outcomes.most_common())}", file=sys.stderr)
+
+    folder = Path(tempfile.mkdtemp(prefix="irn-fuzz-"))
+    model = write_model(folder)
+    seeds = make_seeds(model)
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    for i, seed in enumerate(seeds):
+        for kind in range(3):
+            (corpus / f"seed{i}-{kind}").write_bytes(bytes([kind]) + (seed if kind == 0 else bytes([i]) + seed[-40:]))
+    atheris.Setup(sys.argv + [str(corpus)], one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The fuzz target of tests/fuzz_decode.py under hypothesis: every input decodes or is an IrnError."""
+
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from irncodec import container
+
+from . import fuzz_decode
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv(container.MAX_PIXELS_ENV, str(1 << 16))
+    model = fuzz_decode.write_model(tmp_path_factory.mktemp("fuzz"))
+    return fuzz_decode.make_seeds(model), model
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+outcomes: Counter = Counter()
+
+
+@FUZZ
+@given(st.data())
+def test_any_input_decodes_or_raises_irn_error(target, data):
+    seeds, model = target
+    kind = data.draw(st.integers(0, 2))
+    if kind == 0:  # mutate a seed file: flip, cut or extend bytes
+        seed = bytearray(seeds[data.draw(st.integers(0, len(seeds) - 1))])
+        for _ in range(data.draw(st.integers(1, 4))):
+            seed[data.draw(st.integers(0, len(seed) - 1))] = data.draw(st.integers(0, 255))
+        body = bytes(seed[: data.draw(st.integers(0, len(seed)))]) + data.draw(st.binary(max_size=8))
+    else:
+        body = bytes([data.draw(st.integers(0, 255))]) + data.draw(st.binary(max_size=300))
+    outcomes[fuzz_decode.check(bytes([kind]) + body, seeds, model)] += 1
+
+
+def test_the_seeds_decode(target):
+    seeds, model = target
+    assert all(fuzz_decode.check(bytes([0]) + s, seeds, model) == "decoded" for s in seeds)
+    # a seed's payload under its own header (mode 1) decodes too: the CRC fixing works
+    payload = container.unpack(seeds[1]).payload
+    assert fuzz_decode.check(bytes([1, 1]) + payload, seeds, model) == "decoded"
