@@ -22,16 +22,20 @@ def make_tiny_model(scale: int, seed: int = 0, **options) -> IRN:
     return model.eval()
 
 
+def _export_tiny(folder, prefix: str, **options) -> dict[int, str]:
+    """Tiny x2 and x4 weights files in ``folder``, keyed by scale."""
+    paths = {}
+    for scale in (2, 4):
+        path = folder / f"{prefix}-x{scale}.safetensors"
+        zoo.export(make_tiny_model(scale, **options), path, record={"note": "test"})
+        paths[scale] = str(path)
+    return paths
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
     """Paths of tiny x2 and x4 weights files, keyed by scale."""
-    folder = tmp_path_factory.mktemp("weights")
-    paths = {}
-    for scale in (2, 4):
-        path = folder / f"tiny-x{scale}.safetensors"
-        zoo.export(make_tiny_model(scale), path, record={"note": "test"})
-        paths[scale] = str(path)
-    return paths
+    return _export_tiny(tmp_path_factory.mktemp("weights"), "tiny")
 
 
 SAIN_OPTIONS = {"architecture": "sain", "simulator_blocks": 1, "z_prior": "mixture", "mixture_components": 3}
@@ -40,13 +44,7 @@ SAIN_OPTIONS = {"architecture": "sain", "simulator_blocks": 1, "z_prior": "mixtu
 @pytest.fixture(scope="session")
 def tiny_sain_weights(tmp_path_factory):
     """Paths of tiny SAIN x2 and x4 weights files (E-InvBlock, simulator, mixture prior)."""
-    folder = tmp_path_factory.mktemp("sain")
-    paths = {}
-    for scale in (2, 4):
-        path = folder / f"tiny-sain-x{scale}.safetensors"
-        zoo.export(make_tiny_model(scale, **SAIN_OPTIONS), path, record={"note": "test"})
-        paths[scale] = str(path)
-    return paths
+    return _export_tiny(tmp_path_factory.mktemp("sain"), "tiny-sain", **SAIN_OPTIONS)
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:

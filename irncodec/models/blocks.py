@@ -74,12 +74,23 @@ class IRNCouplingBlock(InvertibleModule):
         self.split_len = split_len
         self.clamp = clamp
         rest = channels - split_len
+        self.subnet_constructor = subnet_constructor
         self.phi = subnet_constructor(rest, split_len)
         self.eta = subnet_constructor(split_len, rest)
         self.rho = subnet_constructor(split_len, rest)
 
     def _log_scale(self, y1: Tensor) -> Tensor:
         return self.clamp * (torch.sigmoid(self.rho(y1)) * 2 - 1)
+
+    def _scale_shift(self, b: Tensor, y1: Tensor) -> tuple[Tensor, Tensor]:
+        """The affine half, forward: ``b * exp(s(y1)) + eta(y1)`` and its log-Jacobian."""
+        s = self._log_scale(y1)
+        return b * torch.exp(s) + self.eta(y1), s.sum(dim=(1, 2, 3))
+
+    def _unscale_shift(self, y2: Tensor, y1: Tensor) -> tuple[Tensor, Tensor]:
+        """The affine half, inverse: ``(y2 - eta(y1)) * exp(-s(y1))`` and its log-Jacobian."""
+        s = self._log_scale(y1)
+        return (y2 - self.eta(y1)) * torch.exp(-s), -s.sum(dim=(1, 2, 3))
 
     def forward(
         self, x: Iterable[Tensor], c: Iterable[Tensor] = (), rev: bool = False, jac: bool = True
@@ -88,15 +99,10 @@ class IRNCouplingBlock(InvertibleModule):
         a, b = x[:, : self.split_len], x[:, self.split_len :]
         if not rev:
             y1 = a + self.phi(b)
-            s = self._log_scale(y1)
-            y2 = b * torch.exp(s) + self.eta(y1)
-            log_jac = s.sum(dim=(1, 2, 3))
+            y2, log_jac = self._scale_shift(b, y1)
         else:
-            y1 = a
-            s = self._log_scale(y1)
-            y2 = (b - self.eta(y1)) * torch.exp(-s)
-            y1 = y1 - self.phi(y2)
-            log_jac = -s.sum(dim=(1, 2, 3))
+            y2, log_jac = self._unscale_shift(b, a)
+            y1 = a - self.phi(y2)
         return (torch.cat((y1, y2), 1),), log_jac
 
     def output_dims(self, input_dims: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
@@ -118,16 +124,10 @@ class EnhancedCouplingBlock(IRNCouplingBlock):
     block loads into it unchanged and behaves identically.
     """
 
-    def __init__(
-        self,
-        dims_in: Sequence[tuple[int, ...]],
-        dims_c: Sequence[tuple[int, ...]] | None = None,
-        subnet_constructor: SubnetConstructor = dense_subnet(32),
-        split_len: int = 3,
-        clamp: float = 1.0,
-    ) -> None:
-        super().__init__(dims_in, dims_c, subnet_constructor, split_len, clamp)
-        self.psi = subnet_constructor(dims_in[0][0] - split_len, split_len)
+    def __init__(self, dims_in: Sequence[tuple[int, ...]], dims_c: Sequence[tuple[int, ...]] | None = None,
+                 **options) -> None:
+        super().__init__(dims_in, dims_c, **options)
+        self.psi = self.subnet_constructor(dims_in[0][0] - self.split_len, self.split_len)
         self.lr: Tensor | None = None
 
     def forward(
@@ -138,13 +138,9 @@ class EnhancedCouplingBlock(IRNCouplingBlock):
         if not rev:
             self.lr = a + self.phi(b)
             y1 = self.lr - self.psi(b)
-            s = self._log_scale(y1)
-            y2 = b * torch.exp(s) + self.eta(y1)
-            log_jac = s.sum(dim=(1, 2, 3))
+            y2, log_jac = self._scale_shift(b, y1)
         else:
-            s = self._log_scale(a)
-            y2 = (b - self.eta(a)) * torch.exp(-s)
+            y2, log_jac = self._unscale_shift(b, a)
             self.lr = a + self.psi(y2)
             y1 = self.lr - self.phi(y2)
-            log_jac = -s.sum(dim=(1, 2, 3))
         return (torch.cat((y1, y2), 1),), log_jac
