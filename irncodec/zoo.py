@@ -32,7 +32,7 @@ WEIGHTS_FORMAT = "irncodec-weights-1"
 #: The plain (lossless-LR) model for each scale.
 DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
 #: Models trained through a lossy LR codec (SAIN-style), preferred when encoding with it.
-CODEC_MODELS = {(2, "jpeg"): "irn-x2-jpeg-small", (4, "jpeg"): "irn-x4-jpeg-small",
+CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-small", (4, "jpeg"): "irn-x4-jpeg-small",
                 (2, "webp"): "irn-x2-webp-small"}
 
 

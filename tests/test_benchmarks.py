@@ -385,7 +385,7 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
                                                                  tmp_path, monkeypatch):
     from irncodec import zoo
 
-    shipped = {"irn-x2-small": tiny_weights[2], "irn-x2-jpeg-small": tiny_sain_weights[2]}
+    shipped = {"irn-x2-small": tiny_weights[2], "sain-x2-jpeg-small": tiny_sain_weights[2]}
     monkeypatch.setattr(zoo, "_manifest", lambda: dict.fromkeys(shipped, {"scale": 2}))
     monkeypatch.setattr(zoo, "_resolve", lambda name: (Path(shipped.get(name, name)), None))
     monkeypatch.setattr(zoo, "model_scale", lambda name: 2)
@@ -397,7 +397,7 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
     assert result.exit_code == 0, result.output
     data = json.loads((out / "compression_aware_x2_jpeg.json").read_text())
     table = data["datasets"]["images"]["methods"]
-    assert set(table) == {"bicubic", "irn-x2-small", "irn-x2-jpeg-small"}
+    assert set(table) == {"bicubic", "irn-x2-small", "sain-x2-jpeg-small"}
     assert table["bicubic"]["30"]["bpp"] < table["bicubic"]["90"]["bpp"]
     assert all(table[m][q]["psnr"] > 8 for m in table for q in ("30", "90"))
     md = (out / "compression_aware_x2_jpeg.md").read_text()

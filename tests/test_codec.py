@@ -124,9 +124,9 @@ def test_sain_models_round_trip(tiny_sain_weights, photo, scale):
 def test_encode_picks_the_model_trained_for_the_codec(monkeypatch):
     from irncodec import zoo
 
-    shipped = {"irn-x2-small": {}, "irn-x2-jpeg-small": {}, "irn-x4-small": {}}
+    shipped = {"irn-x2-small": {}, "sain-x2-jpeg-small": {}, "irn-x4-small": {}}
     monkeypatch.setattr(zoo, "_manifest", lambda: shipped)
-    assert zoo.default_model(2, "jpeg") == "irn-x2-jpeg-small"
+    assert zoo.default_model(2, "jpeg") == "sain-x2-jpeg-small"
     assert zoo.default_model(2, "png") == "irn-x2-small"
     assert zoo.default_model(4, "jpeg") == "irn-x4-small"  # no x4 JPEG model in this zoo
     with pytest.raises(ModelError, match="scale"):

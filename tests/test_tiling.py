@@ -72,3 +72,33 @@ def test_codec_pads_like_the_tensor_path():
         assert (px, py) == (rx, ry)
         assert np.array_equal(padded, np.asarray(tensor_to_image(ref)))
     assert codec.downscale(make_tiny_model(2), photo_like(9, 7))[0].size == (5, 4)
+
+
+PEAK_SCRIPT = """
+import sys
+import numpy as np
+import torch
+from PIL import Image
+import irncodec
+
+torch.set_num_threads(1)
+side, model = int(sys.argv[1]), sys.argv[2]
+img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8))
+irncodec.decode(irncodec.encode(img, quality=80, model=model), model=model)
+print([int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] // 1024)
+"""
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads Linux /proc")
+def test_peak_memory_grows_only_by_the_image_buffers(tiny_weights):
+    """1 MP -> 4 MP adds 9 MB per RGB buffer; whole-image processing would add hundreds of MB."""
+    import subprocess
+    import sys
+
+    def peak_mb(side: int) -> int:
+        out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(side), tiny_weights[2]],
+                             capture_output=True, text=True, check=True).stdout
+        return int(out.split()[-1])
+
+    growth = peak_mb(2000) - peak_mb(1000)
+    assert growth < 120, f"peak memory grew by {growth} MB"
