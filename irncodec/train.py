@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -141,11 +140,6 @@ def irn_losses(model: IRN, hr: Tensor,
     if model.config.architecture == "sain":
         losses["sim"] = ((simulated - received.detach()) ** 2).sum() / n
     return losses
-
-
-def jpeg_channel(quality_range: Sequence[int], subsampling: str = "4:2:0") -> Callable[[Tensor], Tensor]:
-    """A differentiable JPEG at a quality drawn per image from ``quality_range`` (inclusive)."""
-    return make_channel("jpeg", quality_range)
 
 
 class _LossModule(nn.Module):

@@ -91,7 +91,9 @@ print([int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmH
 
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads Linux /proc")
 def test_peak_memory_grows_only_by_the_image_buffers(tiny_weights):
-    """1 MP -> 4 MP adds 9 MB per RGB buffer; whole-image processing would add hundreds of MB."""
+    """1 MP -> 4 MP adds 9 MB per uint8 RGB buffer. Tiled, growth measured 96-129 MB (the
+    pipeline's image copies); whole-image processing measured 420 MB even for this tiny model
+    (and grows with the network's width for real ones). The bound allows 18 buffer copies."""
     import subprocess
     import sys
 
@@ -101,4 +103,4 @@ def test_peak_memory_grows_only_by_the_image_buffers(tiny_weights):
         return int(out.split()[-1])
 
     growth = peak_mb(2000) - peak_mb(1000)
-    assert growth < 120, f"peak memory grew by {growth} MB"
+    assert growth < 18 * 9, f"peak memory grew by {growth} MB"

@@ -139,12 +139,12 @@ def test_jpeg_proxy_in_the_loop_trains_and_resumes_exactly(tiny_config, tmp_path
 
 
 def test_jpeg_channel_changes_the_lr_and_passes_gradients():
-    from irncodec.train import jpeg_channel
+    from irncodec.channels import make_channel
 
     from irncodec.imageio import image_to_tensor
 
     lr = image_to_tensor(photo_like(32, 24)).repeat(2, 1, 1, 1).requires_grad_()
-    out = jpeg_channel((30, 30))(lr)
+    out = make_channel("jpeg", (30, 30))(lr)
     assert 0.005 < (out - lr).abs().mean() < 0.1  # lossy, but still the same picture
     out.sum().backward()
     assert torch.isfinite(lr.grad).all() and lr.grad.abs().sum() > 0
