@@ -217,15 +217,19 @@ def image_to_tensor(img: Image.Image) -> torch.Tensor:
     """An RGB image as a float32 [1, 3, H, W] tensor in [0, 1], the network's input."""
     if img.mode != "RGB":
         raise ImageError(f"expected an RGB image, got mode '{img.mode}' (use split_alpha first)")
-    pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # a writable copy, H x W x 3
-    return pixels.permute(2, 0, 1).unsqueeze(0).contiguous().float().div_(255.0)
+    return pixels_to_tensor(np.asarray(img, dtype=np.uint8))
 
 
-def tensor_to_image(t: torch.Tensor) -> Image.Image:
-    """A [1, 3, H, W] or [3, H, W] tensor in [0, 1] as an 8-bit RGB image.
+def pixels_to_tensor(pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A uint8 H x W x 3 array as a float32 [1, 3, H, W] tensor in [0, 1] (always a copy)."""
+    return torch.tensor(pixels, device=device).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
-    Values are clamped, scaled by 255 and rounded half to even, so
-    ``tensor_to_image(image_to_tensor(img))`` is exact for 8-bit images.
+
+def tensor_to_pixels(t: torch.Tensor) -> np.ndarray:
+    """A [1, 3, H, W] or [3, H, W] tensor in [0, 1] as a uint8 H x W x 3 array.
+
+    Values are clamped, scaled by 255 and rounded half to even, so the round
+    trip with :func:`pixels_to_tensor` is exact for 8-bit images; NaN becomes 0.
     """
     if t.dim() == 4 and t.shape[0] == 1:
         t = t[0]
@@ -233,7 +237,13 @@ def tensor_to_image(t: torch.Tensor) -> Image.Image:
         raise ValueError(f"expected a [1, 3, H, W] or [3, H, W] tensor, got shape {list(t.shape)}")
     t = t.detach().to("cpu", torch.float32).nan_to_num(0.0)
     pixels = t.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-    return Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy(), "RGB")
+    return pixels.permute(1, 2, 0).contiguous().numpy()
+
+
+def tensor_to_image(t: torch.Tensor) -> Image.Image:
+    """A [1, 3, H, W] or [3, H, W] tensor in [0, 1] as an 8-bit RGB image (see
+    :func:`tensor_to_pixels`), so ``tensor_to_image(image_to_tensor(img))`` is exact."""
+    return Image.fromarray(tensor_to_pixels(t), "RGB")
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
@@ -244,26 +254,28 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, 
     padding (e.g. 1x1) cannot reflect, so they repeat the edge pixels instead.
     Returns (padded, pad_x, pad_y); :func:`crop` undoes it.
     """
-    if multiple < 1:
-        raise ValueError(f"multiple must be at least 1, got {multiple}")
     height, width = x.shape[-2:]
-    pad_x, pad_y = -width % multiple, -height % multiple
+    pad_x, pad_y, reflect = _padding(width, height, multiple)
     if pad_x == 0 and pad_y == 0:
         return x, 0, 0
-    mode = "reflect" if pad_x < width and pad_y < height else "replicate"
-    return F.pad(x, (0, pad_x, 0, pad_y), mode=mode), pad_x, pad_y
+    return F.pad(x, (0, pad_x, 0, pad_y), mode="reflect" if reflect else "replicate"), pad_x, pad_y
 
 
 def pad_pixels_to_multiple(pixels: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
     """:func:`pad_to_multiple` for a uint8 H x W x C array (same reflect/replicate rule)."""
-    if multiple < 1:
-        raise ValueError(f"multiple must be at least 1, got {multiple}")
     height, width = pixels.shape[:2]
-    pad_x, pad_y = -width % multiple, -height % multiple
+    pad_x, pad_y, reflect = _padding(width, height, multiple)
     if pad_x == 0 and pad_y == 0:
         return pixels, 0, 0
-    mode = "reflect" if pad_x < width and pad_y < height else "edge"
-    return np.pad(pixels, ((0, pad_y), (0, pad_x), (0, 0)), mode=mode), pad_x, pad_y
+    return np.pad(pixels, ((0, pad_y), (0, pad_x), (0, 0)), mode="reflect" if reflect else "edge"), pad_x, pad_y
+
+
+def _padding(width: int, height: int, multiple: int) -> tuple[int, int, bool]:
+    """Right and bottom padding to a multiple, and whether reflection is possible."""
+    if multiple < 1:
+        raise ValueError(f"multiple must be at least 1, got {multiple}")
+    pad_x, pad_y = -width % multiple, -height % multiple
+    return pad_x, pad_y, pad_x < width and pad_y < height
 
 
 def crop(x: torch.Tensor, width: int, height: int) -> torch.Tensor:

@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch import Tensor
 
+from .imageio import pixels_to_tensor, tensor_to_pixels
 from .models import IRN
 
 #: LR pixels per tile side, and of context around each tile.
@@ -40,16 +40,6 @@ def _window(top: int, left: int, h: int, w: int, height: int, width: int, margin
     return max(0, top - margin), max(0, left - margin), min(height, top + h + margin), min(width, left + w + margin)
 
 
-def _to_float(pixels: np.ndarray, device: torch.device | str) -> Tensor:
-    """uint8 H x W x 3 -> float [1, 3, H, W] in [0, 1]."""
-    return torch.tensor(pixels, device=device).permute(2, 0, 1)[None].float().div_(255)  # a copy: inputs may be read-only
-
-
-def _to_uint8(x: Tensor) -> np.ndarray:
-    """float [1, 3, H, W] -> uint8 H x W x 3, rounded half to even like every 8-bit output here."""
-    return x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 def downscale_tiled(model: IRN, pixels: np.ndarray, tile: int | None = None, margin: int | None = None,
                     device: torch.device | str = "cpu") -> np.ndarray:
     """The 8-bit LR image (h x w x 3) of an HR uint8 image whose sides divide by the scale
@@ -61,9 +51,9 @@ def downscale_tiled(model: IRN, pixels: np.ndarray, tile: int | None = None, mar
     with torch.inference_mode():
         for top, left, h, w in tiles(height, width, tile):
             t0, l0, b0, r0 = _window(top, left, h, w, height, width, margin)
-            lr, _ = model(_to_float(pixels[t0 * s: b0 * s, l0 * s: r0 * s], device))
+            lr, _ = model(pixels_to_tensor(pixels[t0 * s: b0 * s, l0 * s: r0 * s], device))
             keep = lr[..., top - t0: top - t0 + h, left - l0: left - l0 + w]
-            out[top: top + h, left: left + w] = _to_uint8(keep)
+            out[top: top + h, left: left + w] = tensor_to_pixels(keep)
     return out
 
 
@@ -82,9 +72,9 @@ def upscale_tiled(model: IRN, lr_pixels: np.ndarray, temperature: float | None, 
     with torch.inference_mode():
         for index, (top, left, h, w) in enumerate(tiles(height, width, tile)):
             t0, l0, b0, r0 = _window(top, left, h, w, height, width, margin)
-            lr = _to_float(lr_pixels[t0:b0, l0:r0], device)
+            lr = pixels_to_tensor(lr_pixels[t0:b0, l0:r0], device)
             generator = torch.Generator(device=device).manual_seed(seed + index)
             hr = model.upscale(lr, temperature, generator)
             keep = hr[..., (top - t0) * s: (top - t0 + h) * s, (left - l0) * s: (left - l0 + w) * s]
-            out[top * s: (top + h) * s, left * s: (left + w) * s] = _to_uint8(keep)
+            out[top * s: (top + h) * s, left * s: (left + w) * s] = tensor_to_pixels(keep)
     return out

@@ -189,7 +189,7 @@ def load_compatible(model: IRN, trained: IRN) -> None:
     seeds_prior = theirs["z_prior"] == "gaussian" or ours["z_prior"] == theirs["z_prior"]
     if not (seeds_sain and seeds_prior and theirs["simulator_blocks"] <= ours["simulator_blocks"]):
         raise ConfigError(f"its architecture {trained.config} cannot seed {model.config}")
-    missing, unexpected = model.load_state_dict(trained.state_dict(), strict=False)
+    _, unexpected = model.load_state_dict(trained.state_dict(), strict=False)  # missing: the new parts
     if unexpected:
         raise ConfigError(f"weights have parameters the model lacks: {unexpected[:3]}")
 
