@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rate-distortion benchmark: irncodec against Pillow codecs and plain bicubic rescaling.
 
-    python benchmarks/rd_curve.py --qf 30..90              # Kodak, x2 and x4, JPEG and WebP LR
+    python benchmarks/rd_curve.py --qf 30..90              # Kodak, x2 and x4, JPEG, WebP and entropy LR
     python benchmarks/rd_curve.py --qf 50,90 --limit 2 --model my-x2.safetensors
 
 Rate is the real size of every encoded file (for irncodec the whole ``.irn``,
@@ -242,26 +242,44 @@ def bicubic_settings(qualities: Sequence[int], scales: Sequence[int]) -> list[Se
     return settings
 
 
-def irncodec_models(models: dict[int, str], codecs: Sequence[str], override: bool) -> dict[str, str]:
-    """Model per irncodec series: the override, else what ``irncodec encode -c CODEC`` picks."""
+def entropy_points(scale: int, override: bool) -> list[int]:
+    """Rate levels of the entropy series: every shipped level, or the default level for --model."""
+    from irncodec import zoo
+    from irncodec.lr_codecs import get_codec
+
+    return [get_codec("entropy").default_quality] if override else zoo.entropy_levels(scale)
+
+
+def irncodec_models(models: dict[int, str], codecs: Sequence[str], override: bool) -> dict[str, list[str]]:
+    """Models per irncodec series: the override, else what ``irncodec encode -c CODEC [-q]`` picks
+    (for ``entropy``, one model per rate level)."""
     from irncodec import zoo
 
-    return {f"irncodec-x{scale}-{codec}": model if override else zoo.default_model(scale, codec)
-            for scale, model in models.items() for codec in codecs}
+    series = {}
+    for scale, model in models.items():
+        for codec in codecs:
+            if override:
+                names = [model]
+            elif codec == "entropy":
+                names = [zoo.default_model(scale, codec, q) for q in entropy_points(scale, override)]
+            else:
+                names = [zoo.default_model(scale, codec)]
+            series[f"irncodec-x{scale}-{codec}"] = names
+    return series
 
 
 def irncodec_settings(qualities: Sequence[int], models: dict[int, str], codecs: Sequence[str],
                       temperature: float | None, device: str, override: bool = False) -> list[Setting]:
     """irncodec curves per scale and LR codec, plus one lossless-LR (PNG) point per scale."""
     settings = []
-    series = irncodec_models(models, codecs, override)
-    for scale in models:
+    for scale, model in models.items():
         for codec in codecs:
-            model = series[f"irncodec-x{scale}-{codec}"]
             points: Iterable[int | None] = [None] if codec == "png" else qualities
+            if codec == "entropy":  # its quality is a rate level, each level its own model
+                points = entropy_points(scale, override)
             for q in points:
-                run = partial(measure_irncodec, quality=q, codec=codec, scale=scale, model=model,
-                              temperature=temperature, device=device)
+                run = partial(measure_irncodec, quality=q, codec=codec, scale=scale,
+                              model=model if override else None, temperature=temperature, device=device)
                 settings.append(Setting(f"irncodec-x{scale}-{codec}", scale, codec, q, run))
     return settings
 
@@ -277,11 +295,12 @@ def known_lr_codecs() -> set[str]:
 
 
 def _codecs_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
-    names = [t.strip().lower() for v in value for t in v.split(",") if t.strip()] or ["jpeg", "webp"]
+    from irncodec import zoo
+
+    default = ["jpeg", "webp"] + ["entropy"] * bool(zoo.entropy_levels(2) or zoo.entropy_levels(4))
+    names = [t.strip().lower() for v in value for t in v.split(",") if t.strip()] or default
     known = known_lr_codecs()
     for name in names:
-        if name == "entropy" and name not in known:
-            raise click.BadParameter("LR codec 'entropy' is not available yet in this irncodec")
         if name not in known:
             raise click.BadParameter(f"unknown LR codec '{name}': choose from {', '.join(sorted(known))}")
     return list(dict.fromkeys(names))
@@ -293,12 +312,27 @@ def check_qualities(qualities: Sequence[int], codecs: Sequence[str]) -> None:
     from irncodec.lr_codecs import get_codec
 
     for name in codecs:
+        if name == "entropy":
+            continue  # its points are the shipped rate levels, not --qf
         codec = get_codec(name)
         try:
             for q in qualities:
                 codec.validate_quality(q)
         except CodecError as exc:
             raise click.BadParameter(str(exc), param_hint="--qf") from None
+
+
+def drop_entropy_without_coder(codecs: list[str], model: str | None) -> list[str]:
+    """With a --model that has no entropy coder, the entropy series cannot run: leave it
+    out of the default codecs, or refuse it when it was asked for."""
+    from irncodec import zoo
+
+    if "entropy" not in codecs or model is None or zoo.load_model(model).lr_coder is not None:
+        return codecs
+    source = click.get_current_context().get_parameter_source("codecs")
+    if source is not None and source.name != "DEFAULT":
+        raise click.BadParameter(f"model '{model}' has no entropy coder", param_hint="--codec")
+    return [c for c in codecs if c != "entropy"]
 
 
 # --- images --------------------------------------------------------------------
@@ -433,7 +467,11 @@ def bd_table(summary: dict[str, dict[str, Any]], anchors: Sequence[str] = BD_ANC
     tests = [m for m in summary if m.startswith(("irncodec-", "bicubic-")) and not m.endswith("-png")]
     rows = []
     for test in tests:
-        for anchor in anchors:
+        extra: list[str] = []
+        if test.endswith("-entropy"):  # also against irncodec's own JPEG/WebP paths at that scale
+            prefix = test.rsplit("-", 1)[0]
+            extra = [f"{prefix}-{codec}" for codec in ("jpeg", "webp") if f"{prefix}-{codec}" in summary]
+        for anchor in list(anchors) + extra:
             if anchor not in summary:
                 skip = "skipped: anchor not measured"
                 rows.append({"test": test, "anchor": anchor, "bd_rate": None, "bd_metric": None,
@@ -634,7 +672,8 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
 @click.option("--scale", "scales", multiple=True, callback=scales_option,
               help="2, 4 or 2,4 (repeatable); default: every scale with a shipped model.")
 @click.option("--codec", "codecs", multiple=True, callback=_codecs_option,
-              help="irncodec LR codec: jpeg, webp, png (repeatable); default jpeg and webp.")
+              help="irncodec LR codec: jpeg, webp, png, entropy (repeatable); default jpeg, webp and, "
+                   "when shipped, entropy (at its shipped rate levels, whatever --qf says).")
 @click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped model.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
               show_default="benchmarks/results", help="Output folder.")
@@ -654,6 +693,7 @@ def main(qualities: list[int], dataset: Path, scales: list[int], codecs: list[st
 
         torch.set_num_threads(threads)
     models = resolve_models(scales, model)
+    codecs = drop_entropy_without_coder(codecs, model)
     check_qualities(qualities, codecs)
     images = load_images(dataset, limit)
     notes: list[str] = []
@@ -665,7 +705,7 @@ def main(qualities: list[int], dataset: Path, scales: list[int], codecs: list[st
     for note in notes:
         click.echo(note, err=True)
     dists = load_dists_or_note(device)
-    warm_up(series_models.values(), device)
+    warm_up([m for names in series_models.values() for m in names], device)
 
     rows = measure_all(images, settings, dists)
     means = mean_rows(rows)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
-from PIL import Image
 
 from . import __version__
 
@@ -20,7 +20,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}
 
 
-def _fail(message: str) -> "NoReturn":  # type: ignore[name-defined]
+def _fail(message: str) -> NoReturn:
     click.echo(f"irncodec: error: {message}", err=True)
     sys.exit(1)
 
@@ -56,8 +56,10 @@ def _output_format(path: Path) -> str:
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("-q", "--quality", type=int, default=None, help="LR codec quality (jpeg 1-100, webp 0-100).")
-@click.option("-c", "--codec", default="jpeg", show_default=True, help="LR codec: jpeg, webp or png.")
+@click.option("-q", "--quality", type=int, default=None,
+              help="LR codec quality: jpeg 1-100, webp 0-100, entropy 1-4 (rate level).")
+@click.option("-c", "--codec", default="jpeg", show_default=True,
+              help="LR codec: jpeg, webp, png, or entropy (learned; one model per -q level).")
 @click.option("-s", "--scale", type=click.Choice(["2", "4"]), default=None, help="Downscaling factor [default: 2].")
 @click.option("-m", "--model", default=None,
               help="Zoo model name or .safetensors path [default: the one trained for the codec].")
@@ -104,7 +106,7 @@ def decode(input: Path, output: Path, model: str | None, temperature: float,
     start = time.perf_counter()
     irn = container.read(input)
     if lr_only:
-        image = irn_codec.decode_lr(irn)
+        image = irn_codec.decode_lr(irn, model=model)
     else:
         image = irn_codec.decode(irn, model=model, temperature=temperature)
     if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
@@ -143,8 +145,12 @@ def models() -> None:
     from .lr_codecs import available_codecs
     from .zoo import DEFAULT_MODELS, available_models, default_model
 
-    defaults = {default_model(scale, codec) for scale in DEFAULT_MODELS for codec in available_codecs()}
-    click.echo("(* = used by default for its scale and LR codec)")
+    from .zoo import ENTROPY_MODELS
+
+    defaults = {default_model(scale, codec) for scale in DEFAULT_MODELS
+                for codec in available_codecs() if codec != "entropy"}
+    defaults |= set(ENTROPY_MODELS.values())
+    click.echo("(* = used by default for its scale and LR codec; entropy: one model per -q level)")
     for name, entry in available_models().items():
         mark = "*" if name in defaults else " "
         click.echo(f"{mark} {name:18} x{entry['scale']}  {entry.get('parameters') or 0:>9,} params  {entry['description']}")

@@ -19,7 +19,7 @@ from PIL import Image
 from . import container, imageio, tiling, zoo
 from .container import Header, IrnFile
 from .errors import ImageError, ModelError
-from .lr_codecs import get_codec
+from .lr_codecs import LRCodec, get_codec
 from .models import IRN
 
 #: Seed of the z drawn at decode time, fixed so decoding is deterministic.
@@ -32,10 +32,20 @@ DEFAULT_TEMPERATURE: float | None = 0.0
 ImageSource = Image.Image | str | os.PathLike | BinaryIO
 
 
-def _resolve_model(model: str | None, scale: int | None, codec: str) -> str:
+def _resolve_model(model: str | None, scale: int | None, codec: str, quality: int) -> str:
     if model is None:
-        return zoo.default_model(2 if scale is None else scale, codec)
+        return zoo.default_model(2 if scale is None else scale, codec, quality)
     return model
+
+
+def _lr_codec(name: str, net: IRN, model_ref: str, **options: str) -> LRCodec:
+    """The LR codec ``name``; the entropy codec is the model's own learned coder."""
+    if name != "entropy":
+        return get_codec(name, **options)
+    if net.lr_coder is None:
+        raise ModelError(f"model '{model_ref}' has no entropy coder: the entropy codec needs an "
+                         "irn-x*-entropy-q* model (see 'irncodec models')")
+    return get_codec(name, coder=net.lr_coder, **options)
 
 
 def _check_size(img: Image.Image) -> None:
@@ -81,17 +91,19 @@ def encode(
 ) -> bytes:
     """Compress an image (PIL image, path or file) to ``.irn`` bytes.
 
-    ``quality`` is the LR codec's quality (its default when None); ``model``
-    is a zoo name or ``.safetensors`` path; by default the shipped model for
-    ``scale`` (2 unless given) trained for ``codec`` is used, or the plain one.
+    ``quality`` is the LR codec's quality (its default when None): for
+    ``entropy``, the rate level, each level its own model. ``model`` is a zoo
+    name or ``.safetensors`` path; by default the shipped model for ``scale``
+    (2 unless given) trained for ``codec`` (and level) is used, or the plain one.
     """
     options = {"subsampling": subsampling} if subsampling is not None else {}
     lr_codec = get_codec(codec, **options)
     quality = lr_codec.validate_quality(lr_codec.default_quality if quality is None else quality)
-    model_ref = _resolve_model(model, scale, lr_codec.name)
+    model_ref = _resolve_model(model, scale, lr_codec.name, quality)
     net = zoo.load_model(model_ref, device)
     if scale is not None and net.scale != scale:
         raise ModelError(f"model '{model_ref}' is x{net.scale}, but scale {scale} was asked for")
+    lr_codec = _lr_codec(lr_codec.name, net, model_ref, **options)
 
     img = image if isinstance(image, Image.Image) else imageio.load_image(image)
     _check_size(img)
@@ -123,14 +135,23 @@ def decode(
     net = zoo.load_model(model or h.model, device)
     if net.scale != h.scale:
         raise ModelError(f"model '{model or h.model}' is x{net.scale}, but the file is x{h.scale}")
-    lr_image = decode_lr(irn)
+    lr_image = _lr_codec(h.codec, net, model or h.model).decode(irn.payload, (h.lr_width, h.lr_height))
     rgb = upscale(net, lr_image, (h.width, h.height), temperature, device)
     alpha = imageio.decode_alpha(irn.alpha, (h.width, h.height)) if irn.alpha else None
     return imageio.merge_alpha(rgb, alpha, h.mode)
 
 
-def decode_lr(data: bytes | IrnFile) -> Image.Image:
-    """Only the stored LR image (a thumbnail), without running the network."""
+def decode_lr(data: bytes | IrnFile, model: str | None = None,
+              device: str | torch.device = "cpu") -> Image.Image:
+    """Only the stored LR image (a thumbnail), without running the rescaling network.
+
+    An ``entropy`` payload needs its model's coder (``model`` overrides the
+    one named in the file); Pillow payloads need no model.
+    """
     irn = data if isinstance(data, IrnFile) else container.unpack(data)
     h = irn.header
-    return get_codec(h.codec).decode(irn.payload, (h.lr_width, h.lr_height))
+    if h.codec == "entropy":
+        lr_codec = _lr_codec(h.codec, zoo.load_model(model or h.model, device), model or h.model)
+    else:
+        lr_codec = get_codec(h.codec)
+    return lr_codec.decode(irn.payload, (h.lr_width, h.lr_height))

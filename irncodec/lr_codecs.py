@@ -228,3 +228,64 @@ class WebpCodec(PillowCodec):
     def is_complete(data: bytes) -> bool:
         # A RIFF header gives the size of everything after its first 8 bytes.
         return len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 == len(data)
+
+
+# --- learned entropy coding ----------------------------------------------------------
+
+@register_codec
+class EntropyCodec(LRCodec):
+    """The learned entropy coder of an ``lr_coder: hyperprior`` model (CompressAI's rANS).
+
+    Unlike the Pillow codecs it needs the model's coder to encode and decode,
+    so it is built with one: ``get_codec("entropy", coder=model.lr_coder)``.
+    Its quality is a rate level (1 = smallest files), in the style of
+    CompressAI's zoo: each level is its own jointly trained model, and the
+    zoo picks the model for a level (:func:`irncodec.zoo.default_model`).
+    """
+
+    name = "entropy"
+    lossless = False
+    min_quality, max_quality, default_quality = 1, 8, 2
+
+    def __init__(self, coder: Any = None) -> None:
+        self.coder = coder
+
+    def _ready_coder(self) -> Any:
+        if self.coder is None or not self.coder.is_ready:
+            raise CodecError("the entropy LR codec needs a model with a trained entropy coder "
+                             "(see 'irncodec models')")
+        return self.coder
+
+    def encode(self, image: Image.Image, quality: int) -> bytes:
+        return self.encode_with_reconstruction(image, quality)[0]
+
+    def encode_with_reconstruction(self, image: Image.Image, quality: int) -> tuple[bytes, Image.Image]:
+        """The payload and the LR image a decoder will get from it (bit-exact on this machine)."""
+        import numpy as np
+        import torch
+
+        from .imageio import pixels_to_tensor, tensor_to_pixels  # imageio imports this module
+
+        self.validate_quality(quality)
+        coder = self._ready_coder()
+        if image.mode != "RGB":
+            raise CodecError(f"LR codecs store 8-bit RGB images, got mode '{image.mode}'")
+        with torch.no_grad():
+            coded = coder.compress(pixels_to_tensor(np.asarray(image), next(coder.parameters()).device))
+        return coded.payload, Image.fromarray(tensor_to_pixels(coded.lr_hat), "RGB")
+
+    def decode(self, data: bytes, size: tuple[int, int]) -> Image.Image:
+        import torch
+
+        from .imageio import tensor_to_pixels
+        from .models.lr_coder import StreamError
+
+        coder = self._ready_coder()
+        width, height = size
+        try:
+            with torch.no_grad():
+                lr = coder.decompress(bytes(data), (height, width))
+        except (StreamError, RuntimeError, ValueError, OverflowError) as err:
+            raise CodecError(f"LR payload is not a valid entropy-coded stream: {err}") from None
+        return Image.fromarray(tensor_to_pixels(lr), "RGB")
+

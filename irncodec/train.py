@@ -12,7 +12,12 @@ batch as in the reference code:
   fresh z from the model's prior;
 * sim (SAIN models only): L2 between the network's simulated compressed LR
   and what the channel really delivered, so the inverse path starts from a
-  faithful model of the codec.
+  faithful model of the codec;
+* rate (models with an LR entropy coder only): the bits the coder's
+  likelihoods give the LR image, per image. The coder sits in the channel
+  (recon is measured through it), and ``lambda_rate`` sets the rate level,
+  as CompressAI's lambda does. Its auxiliary loss (the CDF quantiles) has its
+  own optimizer, as in CompressAI's training examples.
 
 Checkpoints hold the model, optimizer, scheduler, every random generator and
 the iteration, so a resumed run continues exactly where it stopped.
@@ -26,6 +31,7 @@ validates, logs and writes checkpoints (holding every rank's RNG state).
 
 from __future__ import annotations
 
+import copy
 import csv
 from collections import Counter
 import os
@@ -87,6 +93,16 @@ class TrainConfig:
     val_qualities: list[int] = field(default_factory=lambda: [30, 90])
     #: "auto" (a GPU when there is one), "cpu" or "cuda".
     device: str = "auto"
+    #: Weight of the rate (bits per image) for models with an LR entropy coder.
+    lambda_rate: float = 0.0
+    #: Learning rate of the entropy coder's auxiliary (quantile) optimizer.
+    aux_lr: float = 1.0e-3
+    #: Learning rate of the entropy coder's networks (default: ``lr``); a coder
+    #: trained from scratch next to a pretrained rescaler wants a larger one.
+    coder_lr: float | None = None
+    #: Iterations at the start during which only the entropy coder learns, so a
+    #: pretrained rescaler is not pushed around by a coder that is still random.
+    coder_warmup: int = 0
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
@@ -132,6 +148,11 @@ def irn_losses(model: IRN, hr: Tensor,
     received = quantize_ste(lr)
     if lr_channel is not None:
         received = lr_channel(received)
+    rate = None
+    if model.lr_coder is not None:
+        decoded, likelihoods = model.lr_coder(received)
+        received = quantize_ste(decoded.clamp(0, 1))
+        rate = sum(-torch.log2(v).sum() for v in likelihoods.values()) / n
     losses = {
         "guide": ((lr - bicubic_downscale(hr, model.scale)) ** 2).sum() / n,
         "distr": model.prior.nll(z),
@@ -139,6 +160,8 @@ def irn_losses(model: IRN, hr: Tensor,
     }
     if model.config.architecture == "sain":
         losses["sim"] = ((simulated - received.detach()) ** 2).sum() / n
+    if rate is not None:
+        losses["rate"] = rate
     return losses
 
 
@@ -182,12 +205,15 @@ def load_compatible(model: IRN, trained: IRN) -> None:
     the trained IRN and fine-tuning starts from it.
     """
     ours, theirs = model.config.to_dict(), trained.config.to_dict()
-    extensions = ("architecture", "simulator_blocks", "z_prior", "mixture_components")
+    extensions = ("architecture", "simulator_blocks", "z_prior", "mixture_components",
+                  "lr_coder", "coder_channels", "coder_filter_channels")
     if any(ours[k] != theirs[k] for k in ours if k not in extensions):
         raise ConfigError(f"its architecture {trained.config} differs from the config's")
     seeds_sain = theirs["architecture"] == "irn" or ours == theirs
+    seeds_sain = seeds_sain or all(ours[k] == theirs[k] for k in extensions[:4])
     seeds_prior = theirs["z_prior"] == "gaussian" or ours["z_prior"] == theirs["z_prior"]
-    if not (seeds_sain and seeds_prior and theirs["simulator_blocks"] <= ours["simulator_blocks"]):
+    seeds_coder = theirs["lr_coder"] == "none" or all(ours[k] == theirs[k] for k in extensions[4:])
+    if not (seeds_sain and seeds_prior and seeds_coder and theirs["simulator_blocks"] <= ours["simulator_blocks"]):
         raise ConfigError(f"its architecture {trained.config} cannot seed {model.config}")
     _, unexpected = model.load_state_dict(trained.state_dict(), strict=False)  # missing: the new parts
     if unexpected:
@@ -208,8 +234,15 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
         self.model = IRN(config.model).to(self.device)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        aux = {n for n, _ in self._aux_parameters()}
+        trained = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad and n not in aux]
+        groups = [{"params": [p for n, p in trained if not n.startswith("lr_coder.")]}]
+        coder = [p for n, p in trained if n.startswith("lr_coder.")]
+        if coder:
+            groups.append({"params": coder, "lr": config.coder_lr or config.lr})
+        self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+        self.aux_optimizer = (torch.optim.Adam([p for _, p in self._aux_parameters()], lr=config.aux_lr)
+                              if aux else None)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, self._milestones(), config.lr_gamma)
         self.data = RandomCrops(config.train_dirs, config.patch_size, seed=config.seed + self.rank)
         torch.manual_seed(config.seed + self.rank)  # each process its own channel qualities
@@ -217,10 +250,18 @@ class Trainer:
         self.losses: nn.Module = _LossModule(self.model, self.lr_channel)
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
+            # The quantiles get gradients from the aux loss only (outside forward): every rank
+            # computes the same aux update from the same (averaged) entropy-model weights.
+            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                self.losses, [f"model.{n}" for n, _ in self._aux_parameters()])
             self.losses = nn.parallel.DistributedDataParallel(self.losses, device_ids=ids)
         self.iteration = 0
         self.elapsed = 0.0
         self._val_images: list[Tensor] | None = None
+
+    def _aux_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The entropy coder's CDF quantiles, trained by the auxiliary loss alone."""
+        return [(n, p) for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
 
     @property
     def is_main(self) -> bool:
@@ -249,6 +290,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "aux_optimizer": self.aux_optimizer.state_dict() if self.aux_optimizer else None,
             "scheduler": self.scheduler.state_dict(),
             "iteration": self.iteration,
             "elapsed": self.elapsed,
@@ -264,6 +306,8 @@ class Trainer:
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.aux_optimizer is not None and state.get("aux_optimizer"):
+            self.aux_optimizer.load_state_dict(state["aux_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self._replan_schedule()
         self.iteration = state["iteration"]
@@ -279,6 +323,13 @@ class Trainer:
 
     def _lr_channel(self) -> Callable[[Tensor], Tensor] | None:
         c = self.config
+        if c.model.lr_coder != "none":
+            if c.lr_proxy is not None or c.model.architecture == "sain":
+                raise ConfigError("a model with an LR entropy coder trains through that coder: "
+                                  "leave lr_proxy out and use architecture irn")
+            if c.lambda_rate <= 0:
+                raise ConfigError("a model with an LR entropy coder needs lambda_rate > 0")
+            return None
         if c.lr_proxy is None:
             if c.model.architecture == "sain":
                 raise ConfigError("a SAIN model trains through a lossy LR: set lr_proxy to jpeg or webp")
@@ -312,12 +363,23 @@ class Trainer:
         total = c.lambda_guide * losses["guide"] + c.lambda_distr * losses["distr"] + c.lambda_recon * losses["recon"]
         if "sim" in losses:
             total = total + c.lambda_sim * losses["sim"]
+        if "rate" in losses:
+            total = total + c.lambda_rate * losses["rate"]
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if self.iteration < c.coder_warmup:
+            for p in self.optimizer.param_groups[0]["params"]:
+                p.grad = None  # Adam leaves parameters without a gradient alone
         if c.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                           c.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
+        if self.aux_optimizer is not None:
+            self.aux_optimizer.zero_grad(set_to_none=True)
+            losses["aux"] = self.model.lr_coder.aux_loss()
+            losses["aux"].backward()
+            self.aux_optimizer.step()
         self.iteration += 1
         losses["total"] = total
         values = torch.stack([v.detach() for v in losses.values()])
@@ -329,7 +391,7 @@ class Trainer:
     @property
     def val_codec(self) -> str | None:
         """The real codec validation goes through besides lossless: the one trained for."""
-        return self.config.lr_proxy
+        return "entropy" if self.config.model.lr_coder != "none" else self.config.lr_proxy
 
     def validate(self) -> dict[str, float]:
         """Reconstruction quality on the first few validation images, cropped for speed:
@@ -342,7 +404,10 @@ class Trainer:
                                 load_eval_images(c.val_dir, c.val_images, c.val_crop, c.model.scale)]
         metrics = evaluate(self.model, self._val_images)
         row = {"val_psnr": metrics["psnr"], "val_lr_psnr": metrics["lr_psnr"]}
-        if self.val_codec:
+        if self.val_codec == "entropy":
+            coded = evaluate(self.model, self._val_images, lr_codec="entropy")
+            row.update(val_psnr_entropy=coded["psnr"], val_bpp_entropy=coded["bpp"])
+        elif self.val_codec:
             for q in c.val_qualities:
                 row[f"val_psnr_{self.val_codec}{q}"] = evaluate(self.model, self._val_images,
                                                                 lr_codec=self.val_codec, quality=q)["psnr"]
@@ -352,8 +417,12 @@ class Trainer:
         fields = ["iteration", "elapsed_s", "lr", "total", "guide", "distr", "recon"]
         if self.config.model.architecture == "sain":
             fields.append("sim")
+        if self.config.model.lr_coder != "none":
+            fields += ["rate", "aux"]
         fields += ["val_psnr", "val_lr_psnr"]
-        if self.val_codec and self.config.val_dir:
+        if self.val_codec == "entropy" and self.config.val_dir:
+            fields += ["val_psnr_entropy", "val_bpp_entropy"]
+        elif self.val_codec and self.config.val_dir:
             fields += [f"val_psnr_{self.val_codec}{q}" for q in self.config.val_qualities]
         return fields
 
@@ -392,6 +461,7 @@ class Trainer:
                     if "val_psnr" in row:
                         extra = "".join(f", {k[9:]} {v:.2f} dB" for k, v in row.items()
                                         if k.startswith("val_psnr_"))
+                        extra += "".join(f", {v:.3f} bpp" for k, v in row.items() if k.startswith("val_bpp_"))
                         bar.write(f"iter {self.iteration}: val PSNR {row['val_psnr']:.2f} dB{extra}, "
                                   f"LR vs bicubic {row['val_lr_psnr']:.2f} dB")
                 if row and log_file is not None:
@@ -459,21 +529,35 @@ def evaluate(model: IRN, images: list[Tensor], temperature: float | None = None,
     """Mean RGB PSNR of HR reconstructions from the 8-bit LR (z drawn with a fixed seed),
     and of the LR image against a bicubic downscale.
 
-    The LR is kept lossless, or goes through a real ``lr_codec`` at ``quality``.
+    The LR is kept lossless, or goes through a real ``lr_codec`` at ``quality``;
+    ``entropy`` is the model's own coder (real bitstream; ``bpp`` is added: its
+    bits per HR pixel), run on a copy so training's CDF buffers stay untouched.
     """
     was_training = model.training
     model.eval()
-    hr_psnr, lr_psnr = [], []
+    hr_psnr, lr_psnr, bits, pixels = [], [], 0, 0
     generator = torch.Generator(device=images[0].device if images else "cpu").manual_seed(0)
+    coder = None
+    if lr_codec == "entropy":
+        coder = copy.deepcopy(model.lr_coder).eval()
+        coder.update(force=True)
     with torch.no_grad():
         for hr in images:
             lr = quantize_8bit(model(hr)[0])
-            received = lr if lr_codec is None else real_roundtrip(lr, lr_codec, int(quality or 0))
+            if coder is not None:
+                coded = coder.compress(lr)
+                received = quantize_8bit(coded.lr_hat)
+                bits, pixels = bits + 8 * len(coded.payload), pixels + hr.shape[2] * hr.shape[3]
+            else:
+                received = lr if lr_codec is None else real_roundtrip(lr, lr_codec, int(quality or 0))
             rec = quantize_8bit(model.upscale(received, temperature, generator))
             hr_psnr.append(psnr(rec, hr))
             lr_psnr.append(psnr(lr, bicubic_downscale(hr, model.scale).clamp(0, 1)))
     model.train(was_training)
-    return {"psnr": sum(hr_psnr) / len(hr_psnr), "lr_psnr": sum(lr_psnr) / len(lr_psnr)}
+    out = {"psnr": sum(hr_psnr) / len(hr_psnr), "lr_psnr": sum(lr_psnr) / len(lr_psnr)}
+    if coder is not None:
+        out["bpp"] = bits / pixels
+    return out
 
 
 def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -535,8 +619,10 @@ def release(checkpoint_path: str | os.PathLike, name: str, description: str,
             "fp32": evaluate(full, images), "fp16": evaluate(half, images),
             "fp16_mean_z": evaluate(half, images, temperature=0.0),
         }
-        codec = state["config"].get("lr_proxy")
-        if codec:
+        codec = "entropy" if full.lr_coder is not None else state["config"].get("lr_proxy")
+        if codec == "entropy":
+            record["evaluation"]["fp16_mean_z_entropy"] = evaluate(half, images, 0.0, lr_codec="entropy")
+        elif codec:
             record["evaluation"][f"fp16_mean_z_{codec}"] = {
                 str(q): evaluate(half, images, 0.0, lr_codec=codec, quality=q) for q in RELEASE_QUALITIES}
     zoo.register(name, description, record)

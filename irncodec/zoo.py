@@ -34,13 +34,33 @@ DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
 #: Models trained through a lossy LR codec (SAIN-style), preferred when encoding with it.
 CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-small", (4, "jpeg"): "irn-x4-jpeg-small",
                 (2, "webp"): "irn-x2-webp-small"}
+#: Models with a learned LR entropy coder, one per rate level (the ``entropy`` codec's quality).
+ENTROPY_MODELS = {(2, q): f"irn-x2-entropy-q{q}" for q in (1, 2, 3, 4)}
+#: Weights kept in float32 on export: the entropy models' CDF inputs (small, and
+#: the coder must rebuild exactly what it was trained with).
+FP32_KEYS = ("entropy_bottleneck.", "gaussian_conditional.")
 
 
-def default_model(scale: int, codec: str) -> str:
-    """The model ``encode`` uses when none is named: one trained for ``codec`` at
-    ``scale`` if it is shipped, else the plain model for ``scale``."""
+def entropy_levels(scale: int) -> list[int]:
+    """The rate levels (qualities of the ``entropy`` codec) shipped at ``scale``."""
+    manifest = _manifest()
+    return sorted(q for (s, q), name in ENTROPY_MODELS.items() if s == scale and name in manifest)
+
+
+def default_model(scale: int, codec: str, quality: int | None = None) -> str:
+    """The model ``encode`` uses when none is named.
+
+    For ``entropy``, the model of that rate level; otherwise one trained for
+    ``codec`` at ``scale`` if it is shipped, else the plain model for ``scale``.
+    """
     if scale not in DEFAULT_MODELS:
         raise ModelError(f"unsupported scale {scale}: choose from {sorted(DEFAULT_MODELS)}")
+    if codec == "entropy":
+        levels = entropy_levels(scale)
+        if quality not in levels:
+            shipped = ", ".join(map(str, levels)) or "none"
+            raise ModelError(f"no x{scale} entropy model for quality {quality}: shipped levels are {shipped}")
+        return ENTROPY_MODELS[(scale, quality)]
     name = CODEC_MODELS.get((scale, codec))
     return name if name in _manifest() else DEFAULT_MODELS[scale]
 
@@ -139,9 +159,15 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu") -> IRN:
 
 def export(model: IRN, path: str | os.PathLike, record: dict[str, Any] | None = None,
            half: bool = True) -> None:
-    """Write a model as safetensors, fp16 by default, with its config in the metadata."""
-    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
-             for k, v in model.state_dict().items()}
+    """Write a model as safetensors, fp16 by default, with its config in the metadata.
+
+    An entropy coder's CDF tables are built first (``update``) and stored, so
+    decoding never rebuilds them; its entropy-model parameters stay float32.
+    """
+    if model.lr_coder is not None:
+        model.lr_coder.update(force=True)
+    state = {k: (v.half() if half and v.is_floating_point() and not any(f in k for f in FP32_KEYS) else v)
+             .contiguous() for k, v in model.state_dict().items()}
     metadata = {
         "format": WEIGHTS_FORMAT,
         "config": json.dumps(model.config.to_dict()),

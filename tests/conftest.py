@@ -47,6 +47,15 @@ def tiny_sain_weights(tmp_path_factory):
     return _export_tiny(tmp_path_factory.mktemp("sain"), "tiny-sain", **SAIN_OPTIONS)
 
 
+ENTROPY_OPTIONS = {"lr_coder": "hyperprior", "coder_channels": 8, "coder_filter_channels": 4}
+
+
+@pytest.fixture(scope="session")
+def tiny_entropy_weights(tmp_path_factory):
+    """Paths of tiny x2 and x4 weights files with a (random) LR entropy coder, CDFs built."""
+    return _export_tiny(tmp_path_factory.mktemp("entropy"), "tiny-entropy", **ENTROPY_OPTIONS)
+
+
 def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
     """A smooth image with some texture: compresses like a photo, unlike noise."""
     rng = np.random.default_rng(seed)

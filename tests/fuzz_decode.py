@@ -12,7 +12,8 @@ first byte, so that mutations also get past the CRCs to the Pillow decoders:
 1. a valid header (from a seed file) with the rest as its LR payload, CRCs fixed;
 2. a seed's real LR payload under header fields taken from the input.
 
-The model is a tiny random IRN written at start-up, and the pixel limit is set
+The model is a tiny random IRN with an LR entropy coder (so ``entropy``
+payloads reach CompressAI's rANS decoder) written at start-up, and the pixel limit is set
 low (``IRNCODEC_MAX_PIXELS``) so every input decodes in milliseconds.
 ``tests/test_fuzz.py`` runs the same target under hypothesis in CI.
 """
@@ -49,12 +50,12 @@ _MODES = list(MODE_IDS)
 
 
 def write_model(folder: Path) -> str:
-    """A tiny x2 model with random weights, saved for the decoder; returns its path."""
+    """A tiny x2 model (with an entropy coder) with random weights, saved for the decoder; returns its path."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.conftest import make_tiny_model
+    from tests.conftest import ENTROPY_OPTIONS, make_tiny_model
 
     path = folder / "fuzz-x2.safetensors"
-    zoo.export(make_tiny_model(2), path)
+    zoo.export(make_tiny_model(2, **ENTROPY_OPTIONS), path)
     return str(path)
 
 
@@ -68,7 +69,8 @@ def make_seeds(model: str) -> list[bytes]:
     seeds = []
     for codec, quality, size, mode in [("png", None, (9, 7), "RGB"), ("jpeg", 60, (20, 12), "RGB"),
                                        ("webp", 50, (15, 16), "RGBA"), ("jpeg", 90, (6, 5), "L"),
-                                       ("png", None, (3, 3), "LA")]:
+                                       ("png", None, (3, 3), "LA"), ("entropy", 2, (21, 18), "RGB"),
+                                       ("entropy", 1, (40, 8), "RGBA")]:
         img = photo_like(*size).convert(mode)
         if mode in ("RGBA", "LA"):
             img.putalpha(Image.linear_gradient("L").resize(size))

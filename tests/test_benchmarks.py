@@ -91,10 +91,23 @@ def test_bad_qf_is_a_click_error(tmp_path):
     assert "backwards" in result.output and "--qf" in result.output
 
 
-def test_entropy_codec_not_available_yet(tmp_path):
-    result = CliRunner().invoke(rd.main, ["--codec", "entropy", "--out", str(tmp_path)])
+def test_entropy_codec_needs_a_model_with_a_coder(tmp_path, tiny_weights):
+    result = CliRunner().invoke(rd.main, ["--codec", "entropy", "--model", tiny_weights[2],
+                                          "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "not available yet" in result.output
+    assert "has no entropy coder" in result.output
+
+
+def test_harness_measures_the_entropy_path(tiny_entropy_weights, dataset, tmp_path, no_dists):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(rd.main, [
+        "--dataset", str(dataset), "--limit", "1", "--codec", "entropy", "--no-baselines",
+        "--model", tiny_entropy_weights[2], "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    _, rows = _read_csv(out / "rd_points.csv")
+    entropy = [r for r in rows if r["method"] == "irncodec-x2-entropy"]
+    assert {r["quality"] for r in entropy} == {"2"}  # the default level for a --model
+    assert all(float(r["bpp"]) > 0 and float(r["psnr"]) > 5 for r in entropy)
 
 
 # --- rates -----------------------------------------------------------------------
@@ -154,6 +167,13 @@ def test_bd_table_covers_every_rescaling_curve_and_anchor():
         (t, a) for t in ("irncodec-x2-jpeg", "bicubic-x2-jpeg") for a in ("jpeg-420", "webp")}
     assert all(r["bd_rate"] == pytest.approx(0, abs=1e-9) for r in rows)
     assert "| irncodec-x2-jpeg | jpeg-420 |" in rd.bd_markdown(rows, rows)
+
+
+def test_bd_table_compares_the_entropy_path_with_irncodecs_own_paths():
+    summary = {m: _curve([0.2, 0.4, 0.8, 1.6], [27, 30, 33, 36])
+               for m in ("jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-webp", "irncodec-x2-entropy")}
+    anchors = {r["anchor"] for r in rd.bd_table(summary) if r["test"] == "irncodec-x2-entropy"}
+    assert anchors == {"jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-webp"}
 
 
 # --- the whole harness -------------------------------------------------------------

@@ -110,7 +110,7 @@ def test_quality_valid():
 
 
 def test_unknown_codec():
-    with pytest.raises(CodecError, match="unknown LR codec 'gif': choose from jpeg, png, webp"):
+    with pytest.raises(CodecError, match="unknown LR codec 'gif': choose from entropy, jpeg, png, webp"):
         get_codec("gif")
 
 

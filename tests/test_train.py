@@ -275,3 +275,63 @@ def test_batch_must_split_over_processes(tiny_config, tmp_path, monkeypatch):
     monkeypatch.setattr(training, "distributed_context", lambda: (0, 3))
     with pytest.raises(ConfigError, match="divide"):
         Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "run")
+
+
+ENTROPY = {"scale": 2, "blocks_per_stage": 1, "growth": 4, "lr_coder": "hyperprior",
+           "coder_channels": 8, "coder_filter_channels": 4}
+
+
+def test_entropy_model_trains_for_rate_and_resumes_exactly(tiny_config, tmp_path):
+    _with(tiny_config, model=ENTROPY, lambda_rate=0.05, coder_lr=5e-4, coder_warmup=2)
+    straight = train(tiny_config, tmp_path / "a", progress=False)
+    train(tiny_config, tmp_path / "b", stop_at=3, progress=False)
+    resumed = train(tiny_config, tmp_path / "b", progress=False)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert resumed.aux_optimizer.state_dict()["state"]  # the aux optimizer was resumed too
+    header, row = (tmp_path / "a" / "log.csv").read_text().splitlines()[:2]
+    assert header.endswith("rate,aux,val_psnr,val_lr_psnr,val_psnr_entropy,val_bpp_entropy")
+    values = dict(zip(header.split(","), row.split(",")))
+    assert float(values["rate"]) > 0 and float(values["val_bpp_entropy"]) > 0
+    weights = tmp_path / "entropy.safetensors"
+    export_checkpoint(tmp_path / "a" / "last.pt", weights)
+    model = zoo.load_model(str(weights))
+    assert model.lr_coder is not None and model.lr_coder.is_ready
+
+
+def test_coder_warmup_keeps_the_rescaler_still(tiny_config, tmp_path):
+    _with(tiny_config, model=ENTROPY, lambda_rate=0.05, coder_warmup=2)
+    trainer = Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "run")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.step()
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("inn."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("lr_coder.analysis"))
+
+
+@pytest.mark.parametrize("update,match", [
+    ({"lambda_rate": 0.0}, "lambda_rate"),
+    ({"lambda_rate": 0.1, "lr_proxy": "jpeg"}, "leave lr_proxy out"),
+])
+def test_bad_entropy_options_are_config_errors(tiny_config, tmp_path, update, match):
+    _with(tiny_config, model=ENTROPY, **update)
+    with pytest.raises(ConfigError, match=match):
+        train(tiny_config, tmp_path / "run", progress=False)
+
+
+def test_plain_irn_seeds_an_entropy_model(tiny_config, tmp_path):
+    plain = train(tiny_config, tmp_path / "a", progress=False).model
+    weights = tmp_path / "plain.safetensors"
+    zoo.export(plain, weights, half=False)
+    _with(tiny_config, model=ENTROPY, lambda_rate=0.05)
+    trainer = Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "b")
+    trainer.init_from(str(weights))
+    for name, value in plain.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[name], value), name
+
+
+def test_ddp_trains_an_entropy_model_in_sync(tiny_config, tmp_path):
+    _with(tiny_config, model=ENTROPY, batch_size=4, lambda_rate=0.05, iterations=3, val_every=3)
+    states = _run_ddp(tiny_config, tmp_path / "a", tmp_path / "a.pt")
+    for name, a in states[0].items():
+        assert torch.equal(a, states[1][name]), name

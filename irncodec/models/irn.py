@@ -12,6 +12,10 @@ al., AAAI 2023): the last coupling block is an E-InvBlock whose tap is the
 stored LR image, followed by ``simulator_blocks`` plain blocks whose output
 imitates the LR image after lossy compression; decoding inverts from the
 decoded LR through the simulator (see :class:`EnhancedCouplingBlock`).
+
+``lr_coder="hyperprior"`` adds a learned entropy coder for the LR image
+(:class:`~irncodec.models.lr_coder.LRHyperprior`), trained jointly with the
+network for rate and distortion; the ``entropy`` LR codec stores its bitstream.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from FrEIA.framework import SequenceINN
 from FrEIA.modules import HaarDownsampling
 
 from .blocks import EnhancedCouplingBlock, IRNCouplingBlock, dense_subnet
+from .lr_coder import LRHyperprior
 from .priors import GaussianPrior, MixturePrior
 
 LR_CHANNELS = 3
 ARCHITECTURES = ("irn", "sain")
 Z_PRIORS = ("gaussian", "mixture")
+LR_CODERS = ("none", "hyperprior")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,11 @@ class IRNConfig:
     #: "gaussian": N(0, z_temperature^2); "mixture": learnable Gaussian mixture (SAIN).
     z_prior: str = "gaussian"
     mixture_components: int = 5
+    #: "none", or "hyperprior": a learned entropy coder for the LR image (see lr_coder).
+    lr_coder: str = "none"
+    #: Channels of the LR entropy coder's hyperprior and of its post-filter.
+    coder_channels: int = 64
+    coder_filter_channels: int = 32
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4):
@@ -69,6 +80,10 @@ class IRNConfig:
             raise ValueError(f"z_prior must be one of {Z_PRIORS}, got {self.z_prior!r}")
         if self.mixture_components < 1:
             raise ValueError("mixture_components must be positive")
+        if self.lr_coder not in LR_CODERS:
+            raise ValueError(f"lr_coder must be one of {LR_CODERS}, got {self.lr_coder!r}")
+        if self.coder_channels < 1 or self.coder_filter_channels < 1:
+            raise ValueError("coder_channels and coder_filter_channels must be positive")
 
     @property
     def stages(self) -> int:
@@ -131,6 +146,7 @@ class IRN(nn.Module):
             self.prior: GaussianPrior | MixturePrior = MixturePrior(c.mixture_components, c.z_temperature)
         else:
             self.prior = GaussianPrior(c.z_temperature)
+        self.lr_coder = LRHyperprior(c.coder_channels, c.coder_filter_channels) if c.lr_coder == "hyperprior" else None
 
     @property
     def scale(self) -> int:
@@ -168,6 +184,12 @@ class IRN(nn.Module):
     ) -> Tensor:
         """Reconstruct an HR image from an LR image alone, drawing z from its prior."""
         return self.inverse(lr, self.sample_z(lr, temperature, generator))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """As nn.Module's, first resizing the entropy coder's CDF tables to the stored ones."""
+        if self.lr_coder is not None and any(k.startswith("lr_coder.") for k in state_dict):
+            self.lr_coder.fit_buffers(dict(state_dict), "lr_coder.")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _check_size(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != LR_CHANNELS:

@@ -1,0 +1,154 @@
+"""The learned LR entropy coder: real bitstreams that decode bit-exactly, and hostile payloads."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import irncodec
+from irncodec import container, zoo
+from irncodec.errors import CodecError, ModelError
+from irncodec.lr_codecs import get_codec
+from irncodec.models import lr_coder
+from irncodec.models.lr_coder import LRHyperprior
+
+from .conftest import photo_like
+
+
+@pytest.fixture(scope="module")
+def coder() -> LRHyperprior:
+    torch.manual_seed(0)
+    model = LRHyperprior(channels=8, filter_channels=4).eval()
+    model.update(force=True)
+    return model
+
+
+def lr_tensor(width: int = 40, height: int = 36, seed: int = 0) -> torch.Tensor:
+    pixels = np.asarray(photo_like(width, height, seed))
+    return torch.tensor(pixels).permute(2, 0, 1)[None].float() / 255
+
+
+def test_stream_decodes_to_exactly_the_encoders_lr_image(coder):
+    x = lr_tensor()
+    with torch.no_grad():
+        coded = coder.compress(x)
+        decoded = coder.decompress(coded.payload, (36, 40))
+    assert decoded.shape == (1, 3, 36, 40)
+    assert torch.equal(decoded, coded.lr_hat)
+    with torch.no_grad():  # and the same bytes every time
+        assert coder.compress(x).payload == coded.payload
+
+
+def test_tiles_decode_exactly_and_leave_the_size_alone(coder, monkeypatch):
+    monkeypatch.setattr(lr_coder, "Y_TILE", 4)  # 40x36 LR -> 12x12 latents -> 9 tiles
+    assert len(lr_coder.latent_tiles((12, 12))) == 9
+    x = lr_tensor()
+    with torch.no_grad():
+        coded = coder.compress(x)
+        assert torch.equal(coder.decompress(coded.payload, (36, 40)), coded.lr_hat)
+
+
+def test_training_forward_gives_likelihoods_and_gradients(coder):
+    x = lr_tensor(20, 12).requires_grad_(True)
+    coder.train()
+    try:
+        lr_hat, likelihoods = coder(x)
+    finally:
+        coder.eval()
+    assert lr_hat.shape == x.shape
+    assert set(likelihoods) == {"y", "z"}
+    assert all(((v > 0) & (v <= 1)).all() for v in likelihoods.values())
+    bits = sum(-torch.log2(v).sum() for v in likelihoods.values())
+    (bits + lr_hat.sum()).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_framing_errors_are_codec_errors(coder):
+    codec = get_codec("entropy", coder=coder)
+    image = photo_like(40, 36)
+    payload = codec.encode(image, 2)
+    assert codec.decode(payload, (40, 36)).size == (40, 36)
+    for bad in (payload[:-1], payload + b"\x00", payload[:5], b"", payload[:8]):
+        with pytest.raises(CodecError, match="entropy-coded"):
+            codec.decode(bad, (40, 36))
+
+
+def test_garbage_streams_never_crash(coder):
+    """CompressAI's rANS decoder trusts its input; random streams must not read out of bounds."""
+    codec = get_codec("entropy", coder=coder)
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        z_len, y_len = int(rng.integers(1, 40)), int(rng.integers(1, 400))
+        body = rng.integers(0, 256, z_len + y_len, dtype=np.uint8).tobytes()
+        if i % 2:
+            body = bytes([255]) * len(body)  # all-ones: the longest bypass runs
+        payload = lr_coder._LENGTHS.pack(z_len, y_len) + body
+        image = codec.decode(payload, (40, 36))
+        assert image.size == (40, 36) and image.mode == "RGB"
+
+
+def test_codec_needs_a_coder_and_a_rate_level(coder):
+    with pytest.raises(CodecError, match="needs a model"):
+        get_codec("entropy").encode(photo_like(8, 8), 2)
+    with pytest.raises(CodecError, match="quality must be 1..8"):
+        get_codec("entropy", coder=coder).encode(photo_like(8, 8), 0)
+
+
+def test_round_trip_through_irn_files(tiny_entropy_weights):
+    model = tiny_entropy_weights[2]
+    image = photo_like(50, 34)
+    data = irncodec.encode(image, codec="entropy", quality=3, model=model)
+    header = container.unpack(data).header
+    assert (header.codec, header.quality) == ("entropy", 3)
+    out = irncodec.decode(data, model=model)
+    assert out.size == image.size and out.mode == "RGB"
+    # the LR the file holds is exactly the one the encoder reconstructed
+    net = zoo.load_model(model)
+    lr, _, _ = irncodec.downscale(net, image)
+    _, expected = get_codec("entropy", coder=net.lr_coder).encode_with_reconstruction(lr, 3)
+    assert irncodec.decode_lr(data, model=model).tobytes() == expected.tobytes()
+
+
+def test_a_model_without_a_coder_cannot_use_the_entropy_codec(tiny_weights, tiny_entropy_weights):
+    with pytest.raises(ModelError, match="no entropy coder"):
+        irncodec.encode(photo_like(16, 16), codec="entropy", model=tiny_weights[2])
+    data = irncodec.encode(photo_like(16, 16), codec="entropy", model=tiny_entropy_weights[2])
+    with pytest.raises(ModelError, match="no entropy coder"):
+        irncodec.decode(data, model=tiny_weights[2])
+    # other codecs work with an entropy model: it is an IRN too
+    assert irncodec.decode(irncodec.encode(photo_like(16, 16), codec="jpeg", model=tiny_entropy_weights[2]),
+                           model=tiny_entropy_weights[2]).size == (16, 16)
+
+
+def test_unshipped_rate_level_is_a_model_error():
+    with pytest.raises(ModelError, match="entropy model for quality 7"):
+        zoo.default_model(2, "entropy", 7)
+
+
+def test_weights_keep_cdf_tables_and_fp32_entropy_parameters(tiny_entropy_weights):
+    from safetensors import safe_open
+
+    with safe_open(tiny_entropy_weights[2], framework="pt") as f:
+        dtypes = {k: f.get_tensor(k).dtype for k in f.keys()}
+    assert dtypes["lr_coder.entropy_bottleneck._quantized_cdf"] == torch.int32
+    assert dtypes["lr_coder.entropy_bottleneck.quantiles"] == torch.float32
+    assert dtypes["lr_coder.analysis.weight"] == torch.float16
+    assert zoo.load_model(tiny_entropy_weights[2]).lr_coder.is_ready
+
+
+def test_lr_is_bit_exact_across_processes(tmp_path, tiny_entropy_weights):
+    """Encode in one process, decode the LR in another: the same pixels the encoder saw."""
+    import subprocess
+    import sys
+
+    model = tiny_entropy_weights[2]
+    png, irn, lr = tmp_path / "in.png", tmp_path / "x.irn", tmp_path / "lr.png"
+    photo_like(64, 48).save(png)
+    for args in (["encode", png, irn, "-c", "entropy", "-q", "1", "-m", model],
+                 ["decode", irn, lr, "--lr-only", "-m", model]):
+        subprocess.run([sys.executable, "-m", "irncodec", *map(str, args)], check=True)
+    net = zoo.load_model(model)
+    downscaled, _, _ = irncodec.downscale(net, Image.open(png).convert("RGB"))
+    payload, expected = get_codec("entropy", coder=net.lr_coder).encode_with_reconstruction(downscaled, 1)
+    assert container.unpack(irn.read_bytes()).payload == payload
+    assert Image.open(lr).tobytes() == expected.tobytes()
