@@ -123,7 +123,8 @@ def _irncodec_ops(job: dict[str, Any]) -> Callable[[], bytes | None]:
         img = _load_rgb(job["image"])
 
         def encode() -> bytes:
-            data = irncodec.encode(img, quality=job["quality"], codec="jpeg", model=job["model"], device=device)
+            data = irncodec.encode(img, quality=job.get("lr_quality", job["quality"]), codec=job.get("codec", "jpeg"),
+                                   model=job["model"], device=device)
             sync()
             return data
         return encode
@@ -196,14 +197,20 @@ def cuda_available() -> bool:
 
 
 def plan(images: Sequence[Path], models: dict[int, str], pillow: Sequence[str], quality: int,
-         repeat: int, threads: int | None, devices: Sequence[str]) -> list[dict[str, Any]]:
-    """One job description per method, device and image (the phase is filled in later)."""
+         repeat: int, threads: int | None, devices: Sequence[str], codec: str = "jpeg",
+         level: int = 2) -> list[dict[str, Any]]:
+    """One job description per method, device and image (the phase is filled in later).
+
+    irncodec stores its LR image with ``codec`` at ``quality``, or for
+    ``entropy`` at rate ``level``."""
     jobs = []
+    suffix, lr_quality = ("-entropy", level) if codec == "entropy" else ("", quality)
     for image in images:
         for device in devices:
             for scale, model in models.items():
-                jobs.append({"method": f"irncodec-x{scale}", "model": model, "device": device,
-                             "image": str(image), "quality": quality, "repeat": repeat, "threads": threads})
+                jobs.append({"method": f"irncodec-x{scale}{suffix}", "model": model, "device": device,
+                             "image": str(image), "quality": quality, "codec": codec, "lr_quality": lr_quality,
+                             "repeat": repeat, "threads": threads})
         for method in pillow:
             jobs.append({"method": method, "device": "cpu", "image": str(image), "quality": quality,
                          "repeat": repeat, "threads": threads})
@@ -277,11 +284,15 @@ def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
 @click.option("--scale", "scales", multiple=True, callback=scales_option,
               help="irncodec scales (2, 4 or 2,4); default: every shipped model.")
 @click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped models.")
+@click.option("--codec", type=click.Choice(["jpeg", "webp", "entropy"]), default="jpeg", show_default=True,
+              help="irncodec's LR codec.")
+@click.option("--level", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="With --codec entropy: the rate level (its model) irncodec uses.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
               show_default="benchmarks/results", help="Output folder.")
 @click.option("--worker", default=None, hidden=True, help="Internal: run one JSON job and print its result.")
 def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, quality: int,
-         scales: list[int], model: str | None, out: Path, worker: str | None) -> None:
+         scales: list[int], model: str | None, codec: str, level: int, out: Path, worker: str | None) -> None:
     """Time encoding and decoding, and measure peak memory, per image and codec."""
     if worker is not None:
         click.echo(json.dumps(run_job(json.loads(worker))))
@@ -290,8 +301,17 @@ def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, qua
 
     notes: list[str] = []
     models = resolve_models(scales, model)
+    if model is None:  # the model `irncodec encode -c CODEC [-q LEVEL]` picks
+        from irncodec import zoo
+        from irncodec.errors import ModelError
+
+        try:
+            models = {s: zoo.default_model(s, codec, level if codec == "entropy" else None) for s in models}
+        except ModelError as exc:
+            raise click.BadParameter(str(exc), param_hint="--level") from None
     devices = ["cpu"] + (["cuda"] if cuda_available() else [])
-    jobs = plan(list_images(dataset, limit), models, pillow_methods(notes), quality, repeat, threads, devices)
+    jobs = plan(list_images(dataset, limit), models, pillow_methods(notes), quality, repeat, threads, devices,
+                codec, level)
     for note in notes:
         click.echo(note, err=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -301,6 +321,7 @@ def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, qua
     rows.sort(key=lambda r: (r["image"] == "mean", r["image"], r["method"], r["device"]))
     out.mkdir(parents=True, exist_ok=True)
     meta = {"dataset": str(dataset), "repeat": repeat, "threads": threads, "quality": quality,
+            "codec": codec, "level": level if codec == "entropy" else None,
             "models": {str(s): m for s, m in models.items()}, "notes": notes,
             "cpu_count": os.cpu_count()}
     with open(out / "speed.json", "w") as f:

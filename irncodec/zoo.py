@@ -161,11 +161,13 @@ def export(model: IRN, path: str | os.PathLike, record: dict[str, Any] | None = 
            half: bool = True) -> None:
     """Write a model as safetensors, fp16 by default, with its config in the metadata.
 
-    An entropy coder's CDF tables are built first (``update``) and stored, so
-    decoding never rebuilds them; its entropy-model parameters stay float32.
+    An entropy coder's CDF tables are built first (``update``, with the
+    hyper-latent's quantiles solved exactly rather than left to the auxiliary
+    loss) and stored, so decoding never rebuilds them; its entropy-model
+    parameters stay float32.
     """
     if model.lr_coder is not None:
-        model.lr_coder.update(force=True)
+        model.lr_coder.update(force=True, update_quantiles=True)
     state = {k: (v.half() if half and v.is_floating_point() and not any(f in k for f in FP32_KEYS) else v)
              .contiguous() for k, v in model.state_dict().items()}
     metadata = {

@@ -37,6 +37,7 @@ rd = _load_script("rd_curve")
 speed = _load_script("speed")
 compare = _load_script("compare_table")
 aware = _load_script("compression_aware")
+coder_init = _load_script("coder_init")
 
 
 @pytest.fixture(autouse=True)
@@ -336,6 +337,15 @@ def test_speed_measures_irncodec(dataset, tmp_path, tiny_weights):
     assert "| irncodec-x2 | cpu | img0 |" in table and "| mean |" in table
 
 
+def test_speed_measures_the_entropy_path(dataset, tmp_path, tiny_entropy_weights):
+    (job,) = speed.plan([dataset / "img0.png"], {2: tiny_entropy_weights[2]}, [], 75, 1, 1, ["cpu"],
+                        codec="entropy", level=3)
+    assert job["method"] == "irncodec-x2-entropy" and job["lr_quality"] == 3
+    row = speed.measure(job, tmp_path, speed.run_job)
+    data = irncodec.encode(photo_like(64, 48), quality=3, codec="entropy", model=tiny_entropy_weights[2])
+    assert row["bytes"] == len(data)
+
+
 def test_means_leave_out_nan_ms_ssim():
     rows = [{"method": "m", "scale": 1, "codec": "c", "quality": 50, "image": str(i), "bytes": b,
              "bpp": b / 10, "psnr": 30.0 + i, "ssim": 0.9, "ms_ssim": v, "y_psnr": 31.0,
@@ -430,3 +440,16 @@ def test_compression_aware_needs_a_codec_model(tiny_weights, dataset, tmp_path, 
     monkeypatch.setattr(zoo, "_manifest", lambda: {"irn-x2-small": {"scale": 2}})
     result = CliRunner().invoke(aware.main, ["--dataset", str(dataset), "--codec", "webp", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no shipped x2 model is trained for webp" in result.output
+
+
+# --- coder_init ------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", ["dct", "gdn"])
+def test_coder_init_trains_both_coders(dataset, make):
+    from irncodec.data import RandomCrops
+    from irncodec.models.lr_coder import LRHyperprior
+
+    coder = LRHyperprior() if make == "dct" else coder_init.gdn_coder()
+    rows = coder_init.train_coder(coder, RandomCrops([str(dataset)], 32, seed=0), 2, 0.01, make, every=1)
+    assert [r["iteration"] for r in rows] == [1, 2]
+    assert all(r["bpp"] > 0 and math.isfinite(r["psnr"]) for r in rows)

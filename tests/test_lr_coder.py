@@ -152,3 +152,26 @@ def test_lr_is_bit_exact_across_processes(tmp_path, tiny_entropy_weights):
     payload, expected = get_codec("entropy", coder=net.lr_coder).encode_with_reconstruction(downscaled, 1)
     assert container.unpack(irn.read_bytes()).payload == payload
     assert Image.open(lr).tobytes() == expected.tobytes()
+
+
+def test_post_filter_in_strips_equals_the_whole_image(monkeypatch):
+    torch.manual_seed(1)
+    coder = LRHyperprior(channels=8, filter_channels=4).eval()
+    for p in coder.post_filter.parameters():  # a filter that does something (it starts at zero)
+        p.data.normal_(0, 0.1)
+    y = torch.randn(1, lr_coder.LATENTS, 10, 6)
+    with torch.no_grad():
+        whole = coder.g_s(y)
+        monkeypatch.setattr(lr_coder, "STRIP", 7)  # 40 rows -> 6 strips
+        strips = coder.g_s(y)
+    assert not torch.equal(whole, coder.synthesis(y * torch.exp(lr_coder.STEP_GAIN * coder.log_step)))
+    assert torch.allclose(whole, strips, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (17, 13), (300, 7)])
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_odd_sizes_and_modes_round_trip(tiny_entropy_weights, size, mode):
+    image = photo_like(*size).convert(mode)
+    out = irncodec.decode(irncodec.encode(image, codec="entropy", model=tiny_entropy_weights[2]),
+                          model=tiny_entropy_weights[2])
+    assert (out.size, out.mode) == (image.size, image.mode)

@@ -290,7 +290,7 @@ def test_entropy_model_trains_for_rate_and_resumes_exactly(tiny_config, tmp_path
         assert torch.equal(a, b), name
     assert resumed.aux_optimizer.state_dict()["state"]  # the aux optimizer was resumed too
     header, row = (tmp_path / "a" / "log.csv").read_text().splitlines()[:2]
-    assert header.endswith("rate,aux,val_psnr,val_lr_psnr,val_psnr_entropy,val_bpp_entropy")
+    assert header.endswith("rate,thumb,aux,val_psnr,val_lr_psnr,val_psnr_entropy,val_bpp_entropy")
     values = dict(zip(header.split(","), row.split(",")))
     assert float(values["rate"]) > 0 and float(values["val_bpp_entropy"]) > 0
     weights = tmp_path / "entropy.safetensors"

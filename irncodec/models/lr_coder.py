@@ -59,8 +59,13 @@ LATENTS = 3 * BLOCK * BLOCK
 #: Quantisation steps are exp(STEP_GAIN * p): Adam then moves the (log-scale)
 #: steps about this many times faster than the transform weights.
 STEP_GAIN = 10.0
-#: Initial quantisation step, in 8-bit levels: fine, so training starts at a high rate.
-INITIAL_STEP = 4 / 255
+#: Initial quantisation step (8-bit levels, orthonormal units): about what JPEG uses at
+#: medium quality, near where the shipped rate levels end up.
+INITIAL_STEP = 16 / 255
+#: Outside training the post-filter runs in strips of this many LR rows (plus a
+#: halo of its receptive radius), so its 32-channel activations stay small on large images.
+STRIP = 256
+HALO = 3
 #: Latents per tile side: 128 latents = 512 LR pixels.
 Y_TILE = 128
 #: CompressAI's table of Gaussian scales the CDFs are built for.
@@ -130,7 +135,14 @@ class LRHyperprior(CompressionModel):
     def g_s(self, y_hat: Tensor) -> Tensor:
         """Synthesis: inverse block transform, then the learned post-filter."""
         x = self.synthesis(y_hat * torch.exp(STEP_GAIN * self.log_step))
-        return x + self.post_filter(x)
+        height = x.shape[-2]
+        if self.training or height <= STRIP:
+            return x + self.post_filter(x)
+        out = torch.empty_like(x)
+        for top in range(0, height, STRIP):
+            bottom, lo, hi = min(top + STRIP, height), max(top - HALO, 0), min(top + STRIP + HALO, height)
+            out[:, :, top:bottom] = x[:, :, top:bottom] + self.post_filter(x[:, :, lo:hi])[:, :, top - lo:bottom - lo]
+        return out
 
     # --- training ------------------------------------------------------------------
 
@@ -205,7 +217,8 @@ class LRHyperprior(CompressionModel):
 
     def update(self, scale_table: Tensor | None = None, force: bool = False,
                update_quantiles: bool = False) -> bool:
-        """Build the CDF tables the coder needs (after training, before export)."""
+        """Build the CDF tables the coder needs (after training, before export);
+        ``update_quantiles`` first solves the hyper-latent's quantiles exactly."""
         return super().update(SCALE_TABLE if scale_table is None else scale_table, force, update_quantiles)
 
     def fit_buffers(self, state_dict: dict[str, Tensor], prefix: str = "") -> None:
