@@ -130,3 +130,26 @@ def test_shipped_x2_beats_bicubic_on_kodak_crops():
         bicubic = quantize_8bit(F.interpolate(small, scale_factor=2, mode="bicubic"))
         gains.append(psnr(ours, x) - psnr(bicubic, x))
     assert min(gains) > 1.0, gains
+
+
+@pytest.mark.skipif(not KODAK.is_dir(), reason="needs ../shared/datasets/kodak")
+def test_shipped_entropy_levels_trade_rate_for_quality():
+    """Each shipped ``-c entropy`` level really was trained for its rate: more bits, more dB."""
+    from PIL import Image
+
+    import irncodec
+    from irncodec.imageio import image_to_tensor
+    from irncodec.metrics import psnr
+
+    levels = zoo.entropy_levels(2)
+    assert len(levels) >= 3
+    image = Image.open(KODAK / "kodim23.png").convert("RGB").crop((256, 128, 512, 384))
+    points = []
+    for level in levels:
+        data = irncodec.encode(image, codec="entropy", quality=level)
+        decoded = irncodec.decode(data)
+        points.append((len(data), psnr(image_to_tensor(decoded), image_to_tensor(image))))
+    sizes, quality = zip(*points)
+    assert list(sizes) == sorted(sizes) and len(set(sizes)) == len(sizes), points
+    assert list(quality) == sorted(quality), points
+    assert quality[-1] > 33.0, points  # above the JPEG path's best here (q90: 32.2 dB)

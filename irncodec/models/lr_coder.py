@@ -11,10 +11,11 @@ that learns to remove block artifacts.
 
 Why not Balle's GDN transforms: those start from random weights and need
 hundreds of thousands of iterations; on this project's 2-core CPU budget a
-coder that starts as a working transform codec (about 41 dB on the LR image
-at 6 bpp after 300 coder-only iterations, against 21 dB at 3 bpp for a
-GDN hyperprior of similar size, measured with the same loss and data) is the
-one that can be trained end to end with the network.
+coder that starts as a working transform codec (34.0 dB on the LR image at
+3.5 bpp after 300 coder-only iterations, against 19.7 dB at 3.0 bpp for a
+GDN hyperprior of similar size with the same loss and data;
+``benchmarks/coder_init.py``) is the one that can be trained end to end with
+the network.
 
 Training sees additive-noise likelihoods for the rate and straight-through
 rounding for the reconstruction; coding uses CompressAI's rANS coder, so the
