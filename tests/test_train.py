@@ -335,3 +335,17 @@ def test_ddp_trains_an_entropy_model_in_sync(tiny_config, tmp_path):
     states = _run_ddp(tiny_config, tmp_path / "a", tmp_path / "a.pt")
     for name, a in states[0].items():
         assert torch.equal(a, states[1][name]), name
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_load_and_build(path):
+    """Every config in configs/ parses, builds its model, and starts from something that exists."""
+    from irncodec.models import IRN
+
+    config = TrainConfig.from_yaml(path)
+    assert IRN(config.model).scale == config.model.scale
+    if config.init_from and not config.init_from.endswith(".safetensors"):
+        assert config.init_from in zoo.available_models(), config.init_from
