@@ -57,7 +57,7 @@ def _output_format(path: Path) -> str:
 @click.argument("input", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("-q", "--quality", type=int, default=None,
-              help="LR codec quality: jpeg 1-100, webp 0-100, entropy 1-5 (rate level).")
+              help="LR codec quality: jpeg 1-100, webp 0-100, entropy a shipped rate level (1 = smallest; see models).")
 @click.option("-c", "--codec", default="jpeg", show_default=True,
               help="LR codec: jpeg, webp, png, or entropy (learned; one model per -q level).")
 @click.option("-s", "--scale", type=click.Choice(["2", "4"]), default=None, help="Downscaling factor [default: 2].")
