@@ -36,6 +36,7 @@ validates, logs and writes checkpoints (holding every rank's RNG state).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 from collections import Counter
@@ -108,20 +109,39 @@ class TrainConfig:
     #: Iterations at the start during which only the entropy coder learns, so a
     #: pretrained rescaler is not pushed around by a coder that is still random.
     coder_warmup: int = 0
+    #: "fp32", or "bf16": the rescaling network's passes under bf16 autocast (the
+    #: LR channel, the entropy coder and the losses stay fp32). See
+    #: ``benchmarks/train_speed.py`` for what each option buys on a machine.
+    precision: str = "fp32"
+    #: Keep the network and batches in channels-last memory layout.
+    channels_last: bool = False
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
-        """Load a config; relative folders are taken from the YAML file's folder."""
+    def from_yaml(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> "TrainConfig":
+        """Load a config; relative folders are taken from the YAML file's folder.
+
+        ``overrides`` replace top-level keys (``model`` is merged key by key);
+        their folders must be absolute or relative to the working directory.
+        """
         try:
             with open(path) as f:
                 raw = yaml.safe_load(f)
             if not isinstance(raw, dict):
                 raise ValueError("expected a mapping at the top level")
             base = Path(path).resolve().parent
-            raw["model"] = IRNConfig.from_dict(raw.get("model", {}))
             raw["train_dirs"] = [str((base / d).resolve()) for d in raw["train_dirs"]]
             if raw.get("val_dir"):
                 raw["val_dir"] = str((base / raw["val_dir"]).resolve())
+            for key, value in (overrides or {}).items():
+                if key == "model":
+                    raw["model"] = {**raw.get("model", {}), **value}
+                elif key == "train_dirs":
+                    raw[key] = [str(Path(d).resolve()) for d in value]
+                elif key == "val_dir" and value:
+                    raw[key] = str(Path(value).resolve())
+                else:
+                    raw[key] = value
+            raw["model"] = IRNConfig.from_dict(raw.get("model", {}))
             return cls(**raw)
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"bad training config {path}: {exc}") from None
@@ -141,15 +161,32 @@ def bicubic_downscale(x: Tensor, scale: int) -> Tensor:
     return F.interpolate(x, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def network_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast context the rescaling network's passes run under."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def irn_losses(model: IRN, hr: Tensor,
-               lr_channel: Callable[[Tensor], Tensor] | None = None) -> dict[str, Tensor]:
+               lr_channel: Callable[[Tensor], Tensor] | None = None,
+               precision: str = "fp32") -> dict[str, Tensor]:
     """The loss terms for one batch, each per image.
 
     ``lr_channel`` models what happens to the 8-bit LR image before the decoder
     sees it (e.g. a differentiable JPEG, SAIN-style); None means stored losslessly.
+    ``precision`` "bf16" runs the network's two passes under autocast; what
+    they return is cast back to fp32, so the channel, coder and losses never
+    see bf16.
     """
     n = hr.shape[0]
-    lr, simulated, z = model.rescale(hr)
+    with network_autocast(hr.device, precision):
+        lr, simulated, z = (t.float() for t in model.rescale(hr))
     received = quantize_ste(lr)
     if lr_channel is not None:
         received = lr_channel(received)
@@ -160,10 +197,12 @@ def irn_losses(model: IRN, hr: Tensor,
         received = quantize_ste(decoded.clamp(0, 1))
         extra["rate"] = sum(-torch.log2(v).sum() for v in likelihoods.values()) / n
         extra["thumb"] = ((received - bicubic) ** 2).sum() / n
+    with network_autocast(hr.device, precision):
+        upscaled = model.upscale(received).float()
     losses = {
         "guide": ((lr - bicubic) ** 2).sum() / n,
         "distr": model.prior.nll(z),
-        "recon": (model.upscale(received) - hr).abs().sum() / n,
+        "recon": (upscaled - hr).abs().sum() / n,
     }
     if model.config.architecture == "sain":
         losses["sim"] = ((simulated - received.detach()) ** 2).sum() / n
@@ -173,13 +212,15 @@ def irn_losses(model: IRN, hr: Tensor,
 class _LossModule(nn.Module):
     """Model + LR channel -> losses, as one module so DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: IRN, lr_channel: Callable[[Tensor], Tensor] | None) -> None:
+    def __init__(self, model: IRN, lr_channel: Callable[[Tensor], Tensor] | None,
+                 precision: str = "fp32") -> None:
         super().__init__()
         self.model = model
         self.lr_channel = lr_channel
+        self.precision = precision
 
     def forward(self, hr: Tensor) -> dict[str, Tensor]:
-        return irn_losses(self.model, hr, self.lr_channel)
+        return irn_losses(self.model, hr, self.lr_channel, self.precision)
 
 
 def distributed_context() -> tuple[int, int]:
@@ -238,7 +279,10 @@ class Trainer:
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
+        network_autocast(self.device, config.precision)  # checks the option before any work
         self.model = IRN(config.model).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         aux = {n for n, _ in self._aux_parameters()}
         trained = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad and n not in aux]
         groups = [{"params": [p for n, p in trained if not n.startswith("lr_coder.")]}]
@@ -252,7 +296,7 @@ class Trainer:
         self.data = RandomCrops(config.train_dirs, config.patch_size, seed=config.seed + self.rank)
         torch.manual_seed(config.seed + self.rank)  # each process its own channel qualities
         self.lr_channel = self._lr_channel()
-        self.losses: nn.Module = _LossModule(self.model, self.lr_channel)
+        self.losses: nn.Module = _LossModule(self.model, self.lr_channel, config.precision)
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # The quantiles get gradients from the aux loss only (outside forward): every rank
@@ -364,6 +408,8 @@ class Trainer:
         c = self.config
         self.model.train()
         hr = self.data.batch(c.batch_size // self.world_size).to(self.device)
+        if c.channels_last:
+            hr = hr.contiguous(memory_format=torch.channels_last)
         losses = self.losses(hr)
         total = c.lambda_guide * losses["guide"] + c.lambda_distr * losses["distr"] + c.lambda_recon * losses["recon"]
         if "sim" in losses:
@@ -392,6 +438,13 @@ class Trainer:
             dist.all_reduce(values)
             values /= self.world_size
         return dict(zip(losses, values.tolist()))
+
+    def _past(self, deadline: float) -> bool:
+        """Whether ``deadline`` has passed, agreed by every process (they checkpoint together)."""
+        late = torch.tensor([float(time.monotonic() >= deadline)], device=self.device)
+        if self.world_size > 1:
+            dist.all_reduce(late, op=dist.ReduceOp.MAX)
+        return bool(late.item())
 
     @property
     def val_codec(self) -> str | None:
@@ -431,12 +484,54 @@ class Trainer:
             fields += [f"val_psnr_{self.val_codec}{q}" for q in self.config.val_qualities]
         return fields
 
-    def run(self, progress: bool = True, stop_at: int | None = None) -> None:
-        """Train up to ``stop_at`` (default: the end), checkpointing on the way and at the stop."""
+    def set_length(self, iterations: int) -> None:
+        """Change the run's length (and with it the LR schedule) mid-run.
+
+        Learning-rate decays already made stay made: a run past a milestone
+        grows at most until that milestone still lies behind it.
+        """
+        passed = [m for m in self.config.lr_milestones if int(m * self.config.iterations) <= self.iteration]
+        if passed and self.iteration:
+            iterations = min(iterations, int(self.iteration / max(passed)))
+        self.config.iterations = max(iterations, self.iteration)
+        self._replan_schedule()
+
+    def fit_to_time(self, seconds: float, measure: int = 10, checkpoint_s: float | None = None,
+                    progress: bool = False, deadline: float | None = None) -> float:
+        """Make the run end in about ``seconds`` of wall time from now: time
+        ``measure`` steps, then set the length (so the LR schedule completes
+        in time) and, with ``checkpoint_s``, the checkpoint and validation
+        intervals. Returns the measured steps per second.
+
+        For time-boxed machines (a lent GPU): a run that knows its length
+        decays its learning rate before the machine goes back, rather than
+        being cut off at full rate.
+        """
+        begin = time.monotonic()
+        self.run(progress=progress, stop_at=self.iteration + 2, deadline=deadline)  # warm-up
+        start, first = time.monotonic(), self.iteration
+        self.run(progress=progress, stop_at=self.iteration + measure, deadline=deadline)
+        rate = (self.iteration - first) / max(time.monotonic() - start, 1e-9)
+        left = seconds - (time.monotonic() - begin)
+        self.set_length(self.iteration + int(rate * max(left, 0.0)))
+        if checkpoint_s:
+            every = max(1, int(rate * checkpoint_s))
+            self.config.checkpoint_every = every
+            self.config.val_every = every
+            self.config.log_every = max(1, min(self.config.log_every, every))
+        return rate
+
+    def run(self, progress: bool = True, stop_at: int | None = None, deadline: float | None = None,
+            on_checkpoint: Callable[["Trainer"], None] | None = None) -> None:
+        """Train up to ``stop_at`` (default: the end), checkpointing on the way and at the stop.
+
+        ``deadline`` (a ``time.monotonic()`` value) stops early, with a
+        checkpoint, when it passes; ``on_checkpoint`` is called after each
+        checkpoint, e.g. to copy the weights somewhere safe.
+        """
         from tqdm import tqdm
 
         c = self.config
-        end = c.iterations if stop_at is None else min(stop_at, c.iterations)
         log_file = None
         if self.is_main:
             log_path = self.run_dir / "log.csv"
@@ -449,7 +544,7 @@ class Trainer:
             bar = tqdm(total=c.iterations, initial=self.iteration, disable=not (progress and self.is_main),
                        desc=c.name)
             sums: dict[str, float] = {}
-            while self.iteration < end:
+            while self.iteration < (end := c.iterations if stop_at is None else min(stop_at, c.iterations)):
                 start = time.perf_counter()
                 metrics = self.step()
                 self.elapsed += time.perf_counter() - start
@@ -474,8 +569,13 @@ class Trainer:
                                lr=self.scheduler.get_last_lr()[0])
                     log.writerow(row)
                     log_file.flush()
-                if self.iteration % c.checkpoint_every == 0 or self.iteration == end:
+                out_of_time = deadline is not None and self._past(deadline)
+                if self.iteration % c.checkpoint_every == 0 or self.iteration == end or out_of_time:
                     self.save_checkpoint()
+                    if on_checkpoint is not None and self.is_main:
+                        on_checkpoint(self)
+                if out_of_time:
+                    break
             bar.close()
         finally:
             if log_file is not None:
@@ -493,6 +593,14 @@ def train(config_path: str | os.PathLike, run_dir: str | os.PathLike | None = No
     config = TrainConfig.from_yaml(config_path)
     if iterations is not None:
         config.iterations = iterations
+    trainer = start_run(config, run_dir, resume, progress)
+    trainer.run(progress, stop_at)
+    return trainer
+
+
+def start_run(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume: bool = True,
+              announce: bool = True) -> Trainer:
+    """A Trainer for ``config``, resumed from its checkpoint or started from ``init_from``."""
     if config.threads:
         torch.set_num_threads(config.threads)
     for folder in config.train_dirs + ([config.val_dir] if config.val_dir else []):
@@ -504,10 +612,9 @@ def train(config_path: str | os.PathLike, run_dir: str | os.PathLike | None = No
         trainer.load_checkpoint(trainer.checkpoint_path)
     elif config.init_from:
         trainer.init_from(config.init_from)
-    if progress and trainer.is_main:
+    if announce and trainer.is_main:
         print(f"{config.name}: {count_parameters(trainer.model):,} parameters, "
-              f"{len(trainer.data)} training images, starting at iteration {trainer.iteration}")
-    trainer.run(progress, stop_at)
+              f"{len(trainer.data)} training images, starting at iteration {trainer.iteration}", flush=True)
     return trainer
 
 

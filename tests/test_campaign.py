@@ -1,0 +1,212 @@
+"""Time-boxed training campaigns (irncodec.campaign) and the trainer's time and speed options."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from irncodec import zoo
+from irncodec.campaign import LOGS_NAME, Campaign, build_data_pack, run_campaign
+from irncodec.errors import ConfigError
+from irncodec.train import Trainer, TrainConfig
+
+from .conftest import photo_like
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_campaign(tmp_path) -> Path:
+    """A campaign of two tiny runs (x2 lossless, x2 JPEG-aware) on a tiny data folder."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        photo_like(40, 36, seed=i).save(data / f"{i}.png")
+    base = {"model": {"scale": 2, "blocks_per_stage": 1, "growth": 4}, "train_dirs": ["data"],
+            "val_dir": "data", "val_images": 2, "val_crop": 32, "patch_size": 16, "batch_size": 2,
+            "iterations": 1000, "checkpoint_every": 1000, "val_every": 1000, "log_every": 1,
+            "lr_milestones": [0.5, 0.8]}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({**base, "name": "tiny_a"}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({**base, "name": "tiny_b", "lr_proxy": "jpeg"}))
+    campaign = {"minutes": 5, "checkpoint_minutes": 0.05, "overrides": {"threads": 1, "device": "cpu"},
+                "runs": [{"config": "a.yaml"}, {"config": "b.yaml", "overrides": {"lr": 1e-3}}]}
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    return path
+
+
+def _archive(out: Path) -> dict[str, bytes]:
+    with tarfile.open(out / LOGS_NAME) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def test_entry_point_runs_every_run_and_returns_weights_and_logs(tiny_campaign, tmp_path):
+    """The campaign's command line, as the GPU machine runs it, for 2 iterations."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "irncodec.campaign", "run", str(tiny_campaign), "--out", str(out),
+                           "--work-dir", str(tmp_path / "work"), "--iterations", "2"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert {r["name"]: (r["iterations"], r["exit_code"]) for r in summary["runs"].values()} == {
+        "tiny_a": (2, 0), "tiny_b": (2, 0)}
+    assert sorted(p.name for p in out.iterdir()) == [LOGS_NAME, "tiny_a.safetensors", "tiny_b.safetensors"]
+    model = zoo.load_model(str(out / "tiny_b.safetensors"))
+    _, _, record = zoo.read_weights(out / "tiny_b.safetensors")
+    assert model.scale == 2 and record["iterations"] == 2
+    assert record["config"]["lr"] == 1e-3 and record["config"]["lr_proxy"] == "jpeg"
+    assert record["dtype"] == "float32"  # small enough to keep full precision
+    logs = _archive(out)
+    assert {"run0/log.csv", "run1/log.csv", "run0/console.log", "summary.json"} <= set(logs)
+    assert json.loads(logs["summary.json"])["runs"]["b"]["iterations"] == 2
+
+
+def test_run_fitted_to_the_time_decays_its_rate_and_ends_in_time(tiny_campaign, tmp_path):
+    out = tmp_path / "out"
+    start = time.time()
+    summary = run_campaign(tiny_campaign, out, tmp_path / "work", minutes=0.4, poll_s=1.0)
+    assert time.time() - start < 0.4 * 60 + 15  # the budget, plus process start-up slack
+    for result in summary["runs"].values():
+        assert result["exit_code"] == 0
+        assert result["steps_per_s"] > 0
+        assert result["iterations"] > 12  # more than the steps it measured its pace with
+    state = torch.load(tmp_path / "work" / "run0" / "last.pt", weights_only=True)
+    # Both milestones passed before the end: the schedule was fitted to the time.
+    assert state["scheduler"]["_last_lr"][0] == pytest.approx(2e-4 * 0.25)
+    assert zoo.load_model(str(out / "tiny_a.safetensors")).scale == 2
+
+
+def test_parallel_cap_and_a_failing_run_are_reported(tiny_campaign, tmp_path):
+    spec = yaml.safe_load(tiny_campaign.read_text())
+    spec["runs"].append({"config": "a.yaml", "overrides": {"precision": "fp8"}})
+    tiny_campaign.write_text(yaml.safe_dump(spec))
+    summary = run_campaign(tiny_campaign, tmp_path / "out", tmp_path / "work", iterations=1, parallel=1)
+    codes = [r["exit_code"] for r in summary["runs"].values()]
+    assert codes[:2] == [0, 0] and codes[2] != 0
+    assert "precision must be one of" in (tmp_path / "work" / "run2" / "console.log").read_text()
+
+
+@pytest.mark.parametrize("text, match", [
+    ("runs: []\n", "non-empty list"),
+    ("minutes: 3\n", "non-empty list"),
+    ("runs: [{overrides: {}}]\n", "needs a 'config'"),
+    ("runs: [{config: a.yaml}]\nbogus: 1\n", "bogus"),
+])
+def test_bad_campaign_files_are_config_errors(tmp_path, text, match):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        Campaign.from_yaml(path)
+
+
+def test_shipped_campaigns_name_configs_that_load():
+    for name in ("gpu.yaml", "cpu.yaml"):
+        campaign = Campaign.from_yaml(REPO / "campaign" / name)
+        for spec in campaign.runs + ([campaign.probe] if campaign.probe else []):
+            config = TrainConfig.from_yaml(spec["config"], campaign.run_config(spec))
+            assert config.device in ("auto", "cpu")
+    gpu = Campaign.from_yaml(REPO / "campaign" / "gpu.yaml")
+    assert gpu.overrides["train_dirs"] == [str((REPO / ".campaign" / "data" / "train").resolve())]
+    assert gpu.minutes * 60 < 600 - 60  # one device command, with room for start-up and copying back
+
+
+def test_data_pack_copies_jpegs_and_crops_lossless_photos_within_budget(tmp_path):
+    src, val = tmp_path / "src", tmp_path / "val"
+    src.mkdir()
+    val.mkdir()
+    jpeg_bytes = []
+    for i in range(2):
+        buf = io.BytesIO()
+        photo_like(120, 90, seed=i).save(buf, "JPEG", quality=90)
+        jpeg_bytes.append(buf.getvalue())
+        (src / f"j{i}.jpg").write_bytes(buf.getvalue())
+    for i in range(2):
+        photo_like(400, 300, seed=10 + i).save(src / f"p{i}.png")
+    for i in range(5):
+        photo_like(300, 280, seed=20 + i).save(val / f"v{i}.png")
+    budget_mb = (sum(map(len, jpeg_bytes)) + 4 * 150_000 + 2 * 60_000) / 1e6
+    manifest = build_data_pack([src], tmp_path / "pack", budget_mb, val_dir=val)
+    pack = tmp_path / "pack"
+    train = sorted((pack / "train").iterdir())
+    assert [p.suffix for p in train] == [".jpg", ".jpg", ".webp", ".webp"]
+    assert [p.read_bytes() for p in train[:2]] == jpeg_bytes  # byte for byte
+    assert manifest["bytes"] <= budget_mb * 1e6
+    for path, original in zip(train[2:], ("p0.png", "p1.png")):
+        crop = Image.open(path).convert("RGB")
+        assert crop.width == crop.height < 300  # cropped to fit its share
+        full = Image.open(src / original).convert("RGB")
+        left, top = (full.width - crop.width) // 2, (full.height - crop.height) // 2
+        assert crop.tobytes() == full.crop((left, top, left + crop.width, top + crop.height)).tobytes()  # lossless
+    assert sorted(p.name for p in (pack / "val").iterdir()) == ["v0.png", "v1.png", "v2.png", "v3.png"]
+    assert Image.open(pack / "val" / "v0.png").size == (256, 256)
+    import hashlib
+
+    for rel, entry in manifest["files"].items():
+        assert hashlib.sha256((pack / rel).read_bytes()).hexdigest() == entry["sha256"]
+    with pytest.raises(ConfigError, match="over the"):
+        build_data_pack([src], tmp_path / "pack2", budget_mb=0.001)
+
+
+def _tiny_trainer(tmp_path, overrides: dict | None = None) -> Trainer:
+    data = tmp_path / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for i in range(2):
+        photo_like(40, 36, seed=i).save(data / f"{i}.png")
+    cfg = {"name": "t", "model": {"scale": 2, "blocks_per_stage": 1, "growth": 4}, "train_dirs": [str(data)],
+           "patch_size": 16, "batch_size": 2, "iterations": 100, "lr_milestones": [0.5, 0.8],
+           "checkpoint_every": 1000, "log_every": 1000, "val_every": 1000}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return Trainer(TrainConfig.from_yaml(path, overrides), tmp_path / "run")
+
+
+def test_set_length_keeps_decays_already_made(tmp_path):
+    trainer = _tiny_trainer(tmp_path)
+    trainer.run(progress=False, stop_at=60)  # past the first milestone (50)
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(1e-4)
+    trainer.set_length(1000)  # would put the milestone at 500, undoing the decay
+    assert trainer.config.iterations == 120  # grown only until 0.5 * length still lies behind
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    trainer.set_length(70)  # shrinking passes the second milestone (56) at once
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(5e-5)
+
+
+def test_deadline_stops_with_a_checkpoint_and_calls_the_hook(tmp_path):
+    trainer = _tiny_trainer(tmp_path)
+    seen = []
+    trainer.run(progress=False, deadline=time.monotonic() - 1, on_checkpoint=lambda t: seen.append(t.iteration))
+    assert trainer.iteration == 1 and seen == [1]
+    assert torch.load(trainer.checkpoint_path, weights_only=True)["iteration"] == 1
+
+
+@pytest.mark.parametrize("overrides", [{"precision": "bf16"}, {"channels_last": True}])
+def test_speed_options_train(tmp_path, overrides):
+    trainer = _tiny_trainer(tmp_path, overrides)
+    losses = [trainer.step()["total"] for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    # The options change how the network computes, not what the losses are.
+    reference = _tiny_trainer(tmp_path / "ref")
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 16, 16)
+    reference.model.load_state_dict(trainer.model.state_dict())
+    torch.manual_seed(1)  # the same z draws for both
+    ours = trainer.losses(hr.contiguous(memory_format=torch.channels_last))
+    torch.manual_seed(1)
+    theirs = reference.losses(hr)
+    for key in ("guide", "recon"):
+        assert ours[key].item() == pytest.approx(theirs[key].item(), rel=0.05), key
+
+
+def test_unknown_precision_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="precision"):
+        _tiny_trainer(tmp_path, {"precision": "fp8"})
