@@ -58,27 +58,42 @@ def _output_format(path: Path) -> str:
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("-q", "--quality", type=int, default=None,
               help="LR codec quality: jpeg 1-100, webp 0-100, entropy a shipped rate level (1 = smallest; see models).")
-@click.option("-c", "--codec", default="jpeg", show_default=True,
-              help="LR codec: jpeg, webp, png, or entropy (learned; one model per -q level).")
+@click.option("-c", "--codec", default=None,
+              help="LR codec: jpeg, webp, png, or entropy (learned; one model per -q level) [default: jpeg].")
 @click.option("-s", "--scale", type=click.Choice(["2", "4"]), default=None, help="Downscaling factor [default: 2].")
 @click.option("-m", "--model", default=None,
               help="Zoo model name or .safetensors path [default: the one trained for the codec].")
 @click.option("--subsampling", type=click.Choice(["4:2:0", "4:2:2", "4:4:4"]), default=None,
               help="JPEG chroma subsampling [default: 4:2:0].")
+@click.option("-t", "--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Make the best file of at most this many bits per pixel, choosing scale, codec, "
+                   "quality and model (only among -c/-s when given). Tries every path: slower.")
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
-def encode(input: Path, output: Path, quality: int | None, codec: str, scale: str | None,
-           model: str | None, subsampling: str | None, verbose: bool) -> None:
+def encode(input: Path, output: Path, quality: int | None, codec: str | None, scale: str | None,
+           model: str | None, subsampling: str | None, target_bpp: float | None, verbose: bool) -> None:
     """Compress image INPUT to OUTPUT (.irn)."""
     from . import codec as irn_codec
     from . import imageio
     from .fileio import atomic_write_bytes
 
-    if subsampling is not None and codec != "jpeg":
+    if subsampling is not None and codec not in (None, "jpeg"):
         _fail("--subsampling applies to the jpeg codec only")
+    if target_bpp is not None and (quality is not None or model is not None):
+        _fail("--target-bpp picks the quality and the model itself: drop -q/--quality and -m/--model")
     start = time.perf_counter()
     image = imageio.load_image(input)
-    data = irn_codec.encode(image, quality=quality, codec=codec,
-                            scale=int(scale) if scale else None, model=model, subsampling=subsampling)
+    if target_bpp is not None:
+        from .ratecontrol import encode_to_target
+
+        result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling)
+        data = result.data
+        if verbose:
+            c = result.choice
+            click.echo(f"chose x{c.scale} {c.codec} q{c.quality} ({c.model}): {c.psnr:.2f} dB, best of "
+                       f"{len(result.candidates)} fitting path(s)", err=True)
+    else:
+        data = irn_codec.encode(image, quality=quality, codec=codec or "jpeg",
+                                scale=int(scale) if scale else None, model=model, subsampling=subsampling)
     atomic_write_bytes(output, data)
     if verbose:
         bpp = len(data) * 8 / (image.width * image.height)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from . import container, imageio, tiling, zoo
 from .container import Header, IrnFile
-from .errors import ImageError, ModelError
+from .errors import CodecError, ImageError, ModelError
 from .lr_codecs import LRCodec, get_codec
 from .models import IRN
 
@@ -80,22 +80,32 @@ def upscale(model: IRN, lr_image: Image.Image, size: tuple[int, int],
     return Image.fromarray(np.ascontiguousarray(hr[:height, :width]), "RGB")
 
 
-def encode(
-    image: ImageSource,
-    quality: int | None = None,
-    codec: str = DEFAULT_CODEC,
-    scale: int | None = None,
-    model: str | None = None,
-    subsampling: str | None = None,
-    device: str | torch.device = "cpu",
-) -> bytes:
-    """Compress an image (PIL image, path or file) to ``.irn`` bytes.
+class Source:
+    """An input image split the way every encode needs it: RGB, alpha plane, mode."""
 
-    ``quality`` is the LR codec's quality (its default when None): for
-    ``entropy``, the rate level, each level its own model. ``model`` is a zoo
-    name or ``.safetensors`` path; by default the shipped model for ``scale``
-    (2 unless given) trained for ``codec`` (and level) is used, or the plain one.
-    """
+    def __init__(self, image: ImageSource) -> None:
+        img = image if isinstance(image, Image.Image) else imageio.load_image(image)
+        _check_size(img)
+        self.rgb, alpha, self.mode = imageio.split_alpha(img)
+        self.alpha = imageio.encode_alpha(alpha) if alpha is not None else b""
+
+    @property
+    def pixels(self) -> int:
+        return self.rgb.width * self.rgb.height
+
+    def file(self, net: IRN, model_ref: str, codec: str, quality: int, payload: bytes,
+             padding: tuple[int, int]) -> IrnFile:
+        """The ``.irn`` file of an LR payload made from this image."""
+        header = Header(
+            model=zoo.model_name_for(model_ref), scale=net.scale, width=self.rgb.width, height=self.rgb.height,
+            mode=self.mode, pad_x=padding[0], pad_y=padding[1], codec=codec, quality=quality,
+        )
+        return IrnFile(header, payload, self.alpha)
+
+
+def load_encoder(codec: str, quality: int | None, scale: int | None, model: str | None,
+                 subsampling: str | None, device: str | torch.device = "cpu") -> tuple[IRN, str, LRCodec, int]:
+    """The network, its name, the LR codec and the validated quality an encode uses."""
     options = {"subsampling": subsampling} if subsampling is not None else {}
     lr_codec = get_codec(codec, **options)
     quality = lr_codec.validate_quality(lr_codec.default_quality if quality is None else quality)
@@ -103,18 +113,43 @@ def encode(
     net = zoo.load_model(model_ref, device)
     if scale is not None and net.scale != scale:
         raise ModelError(f"model '{model_ref}' is x{net.scale}, but scale {scale} was asked for")
-    lr_codec = _lr_codec(lr_codec.name, net, model_ref, **options)
+    return net, model_ref, _lr_codec(lr_codec.name, net, model_ref, **options), quality
 
-    img = image if isinstance(image, Image.Image) else imageio.load_image(image)
-    _check_size(img)
-    rgb, alpha, mode = imageio.split_alpha(img)
-    lr_image, pad_x, pad_y = downscale(net, rgb, device)
-    header = Header(
-        model=zoo.model_name_for(model_ref), scale=net.scale, width=rgb.width, height=rgb.height,
-        mode=mode, pad_x=pad_x, pad_y=pad_y, codec=lr_codec.name, quality=quality,
-    )
-    alpha_bytes = imageio.encode_alpha(alpha) if alpha is not None else b""
-    return container.pack(IrnFile(header, lr_codec.encode(lr_image, quality), alpha_bytes))
+
+def encode(
+    image: ImageSource,
+    quality: int | None = None,
+    codec: str | None = None,
+    scale: int | None = None,
+    model: str | None = None,
+    subsampling: str | None = None,
+    device: str | torch.device = "cpu",
+    target_bpp: float | None = None,
+) -> bytes:
+    """Compress an image (PIL image, path or file) to ``.irn`` bytes.
+
+    ``quality`` is the LR codec's quality (its default when None): for
+    ``entropy``, the rate level, each level its own model. ``model`` is a zoo
+    name or ``.safetensors`` path; by default the shipped model for ``scale``
+    (2 unless given) trained for ``codec`` (and level) is used, or the plain one.
+
+    ``target_bpp`` instead asks for a size: the file of best quality (RGB PSNR)
+    with at most that many bits per pixel, over every shipped scale, codec and
+    quality (only those given, when ``codec`` or ``scale`` is); see
+    :mod:`irncodec.ratecontrol`. It excludes ``quality`` and ``model``.
+    """
+    if target_bpp is not None:
+        from .ratecontrol import encode_to_target
+
+        if quality is not None or model is not None:
+            raise CodecError("a target size picks the quality and the model itself: give no quality or model")
+        return encode_to_target(image, target_bpp, codec, scale, subsampling, device).data
+    net, model_ref, lr_codec, quality = load_encoder(codec or DEFAULT_CODEC, quality, scale, model,
+                                                     subsampling, device)
+    source = Source(image)
+    lr_image, pad_x, pad_y = downscale(net, source.rgb, device)
+    payload = lr_codec.encode(lr_image, quality)
+    return container.pack(source.file(net, model_ref, lr_codec.name, quality, payload, (pad_x, pad_y)))
 
 
 def decode(

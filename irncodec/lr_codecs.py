@@ -31,6 +31,9 @@ class LRCodec(ABC):
 
     name: ClassVar[str]
     lossless: ClassVar[bool]
+    #: Whether each quality is its own jointly trained model (the zoo picks it),
+    #: rather than a setting of one codec applied to any model's LR image.
+    per_level_models: ClassVar[bool] = False
     min_quality: ClassVar[int]
     max_quality: ClassVar[int]
     default_quality: ClassVar[int]
@@ -245,6 +248,7 @@ class EntropyCodec(LRCodec):
 
     name = "entropy"
     lossless = False
+    per_level_models = True
     min_quality, max_quality, default_quality = 1, 8, 2
 
     def __init__(self, coder: Any = None) -> None:

@@ -138,7 +138,7 @@ def read_weights(path: str | os.PathLike) -> tuple[IRNConfig, dict[str, torch.Te
     return config, {k: v.float() for k, v in tensors.items()}, record
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _load_cached(name_or_path: str) -> IRN:
     path, expected_sha = _resolve(name_or_path)
     if expected_sha is not None and sha256_file(path) != expected_sha:

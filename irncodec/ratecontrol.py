@@ -1,0 +1,179 @@
+"""Rate control: the best file at or under a size, found by real encodes.
+
+Users ask for a size ("at most 0.3 bits per pixel"), not a quality number, and
+codecs are compared at equal size. Every *path* the codec has is tried: each
+shipped scale with each lossy LR codec (its default model for that codec), and
+each rate level of a codec whose levels are models of their own (the learned
+entropy coder). For a Pillow codec the network's LR image is made once and its
+quality is bisected (file size grows with quality) to the largest whose whole
+file fits; per-level models are bisected over their levels the same way. Each path's fitting file is then decoded exactly as
+:func:`irncodec.decode` would, and the one closest to the original (RGB PSNR)
+is kept. Sizes are those of the packed ``.irn`` file, header and alpha included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import container, zoo
+from .codec import Source, downscale, load_encoder, upscale
+from .errors import CodecError
+from .lr_codecs import available_codecs, get_codec
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One path's best file that fits: how it was made, its size and quality."""
+
+    codec: str
+    scale: int
+    model: str
+    quality: int
+    size: int  #: bytes of the whole .irn file
+    bpp: float
+    psnr: float  #: RGB PSNR (dB) of the decoded image against the input
+
+
+@dataclass
+class RateControlled:
+    """The chosen file and every path's candidate (for reports and ``-v``)."""
+
+    data: bytes
+    choice: Candidate
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def largest_fitting(low: int, high: int, size_of: Callable[[int], int], budget: int) -> int | None:
+    """The largest quality in [low, high] whose size fits ``budget`` (sizes grow with quality), or None."""
+    if size_of(low) > budget:
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if size_of(mid) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: int | None = None,
+                     subsampling: str | None = None, device: str | torch.device = "cpu") -> RateControlled:
+    """The ``.irn`` file of best RGB PSNR with at most ``target_bpp`` bits per pixel.
+
+    ``codec`` and ``scale`` restrict the search to those; ``subsampling``
+    applies to JPEG. Raises CodecError when no file fits the target.
+    """
+    try:
+        target = float(target_bpp)
+    except (TypeError, ValueError):
+        raise CodecError(f"target bits per pixel must be a number, got {target_bpp!r}") from None
+    if not np.isfinite(target) or target <= 0:
+        raise CodecError(f"target bits per pixel must be positive and finite, got {target_bpp!r}")
+    if scale is not None and scale not in zoo.DEFAULT_MODELS:
+        raise CodecError(f"unsupported scale {scale}: choose from {sorted(zoo.DEFAULT_MODELS)}")
+    source = Source(image)
+    budget = int(target * source.pixels // 8)
+    scales = [scale] if scale is not None else sorted(zoo.DEFAULT_MODELS)
+    if codec is not None:
+        codecs = [get_codec(codec).name]
+    else:
+        codecs = [name for name in available_codecs() if not get_codec(name).lossless]
+    if subsampling is not None and "jpeg" not in codecs:
+        raise CodecError("subsampling applies to the jpeg codec only")
+    original = np.asarray(source.rgb)
+
+    fitting: list[tuple[Candidate, bytes]] = []
+    for s in scales:
+        for name in codecs:
+            try:
+                found = _search_path(source, name, s, subsampling, budget, device)
+            except CodecError:  # this codec cannot store this image (e.g. too large for WebP)
+                continue
+            if found is not None:
+                net, model_ref, lr_image, file = found
+                decoded = np.asarray(upscale(net, lr_image, source.rgb.size, device=device))
+                data = container.pack(file)
+                fitting.append((Candidate(name, s, model_ref, file.header.quality, len(data),
+                                          len(data) * 8 / source.pixels, _psnr(decoded, original)), data))
+    if not fitting:
+        raise CodecError(f"no irncodec file of this {source.rgb.width}x{source.rgb.height} image fits "
+                         f"{target:g} bits per pixel ({budget} bytes): "
+                         + _smallest_hint(source, scales, codecs, subsampling, device))
+    best, data = max(fitting, key=lambda item: (item[0].psnr, -item[0].size))
+    return RateControlled(data, best, [c for c, _ in fitting])
+
+
+def _search_path(source: Source, codec: str, scale: int, subsampling: str | None, budget: int,
+                 device: str | torch.device):
+    """(network, model, decoded LR image, file) of the path's best file within ``budget``, or None."""
+    options = {"subsampling": subsampling} if subsampling is not None and codec == "jpeg" else {}
+    kind = get_codec(codec, **options)
+    if kind.per_level_models:  # levels are models of growing rate: bisect over them
+        levels = zoo.entropy_levels(scale)
+        made: dict[int, tuple] = {}
+
+        def level_size(index: int) -> int:
+            if index not in made:
+                net, model_ref, lr_codec, quality = load_encoder(codec, levels[index], scale, None, None, device)
+                lr_image, px, py = downscale(net, source.rgb, device)
+                payload, decoded_lr = lr_codec.encode_with_reconstruction(lr_image, quality)
+                made[index] = (net, model_ref, decoded_lr, source.file(net, model_ref, codec, quality, payload, (px, py)))
+            return made[index][3].size
+
+        index = largest_fitting(0, len(levels) - 1, level_size, budget) if levels else None
+        return None if index is None else made[index]
+    net, model_ref, lr_codec, _ = load_encoder(codec, None, scale, None, options.get("subsampling"), device)
+    lr_image, px, py = downscale(net, source.rgb, device)
+    files: dict[int, container.IrnFile] = {}
+
+    def size_of(quality: int) -> int:
+        if quality not in files:
+            payload = lr_codec.encode(lr_image, quality)
+            files[quality] = source.file(net, model_ref, codec, lr_codec.validate_quality(quality), payload, (px, py))
+        return files[quality].size
+
+    low, high = (0, 0) if kind.lossless else (kind.min_quality, kind.max_quality)
+    quality = largest_fitting(low, high, size_of, budget)
+    if quality is None:
+        return None
+    file = files[quality]
+    decoded_lr = lr_codec.decode(file.payload, (file.header.lr_width, file.header.lr_height))
+    return net, model_ref, decoded_lr, file
+
+
+def _smallest_hint(source: Source, scales: list[int], codecs: list[str], subsampling: str | None,
+                   device: str | torch.device) -> str:
+    """Where the smallest file lies, so the user knows what target can be met."""
+    smallest: tuple[int, str] | None = None
+    for s in scales:
+        for name in codecs:
+            kind = get_codec(name)
+            if kind.per_level_models:
+                levels = zoo.entropy_levels(s)
+                if not levels:
+                    continue
+                quality = levels[0]
+            else:
+                quality = 0 if kind.lossless else kind.min_quality
+            try:
+                net, model_ref, lr_codec, quality = load_encoder(
+                    name, quality, s, None, subsampling if name == "jpeg" else None, device)
+                lr_image, px, py = downscale(net, source.rgb, device)
+                size = source.file(net, model_ref, name, quality, lr_codec.encode(lr_image, quality), (px, py)).size
+            except CodecError:
+                continue
+            if smallest is None or size < smallest[0]:
+                smallest = (size, f"x{s} {name}" + ("" if kind.lossless else f" q{quality}"))
+    if smallest is None:
+        return "no codec applies"
+    size, how = smallest
+    return f"the smallest is {size * 8 / source.pixels:.4g} bpp ({size} bytes, {how})"

@@ -1,0 +1,129 @@
+"""Rate control (--target-bpp): the best file that fits, found by real encodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import irncodec
+from irncodec import container, zoo
+from irncodec.cli import main
+from irncodec.errors import CodecError
+from irncodec.ratecontrol import encode_to_target, largest_fitting
+
+from .conftest import photo_like
+
+
+def _psnr(a, b) -> float:
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return 10 * np.log10(255**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return photo_like(96, 64, seed=3)
+
+
+@pytest.fixture(scope="module")
+def at_one_bpp(image):
+    return encode_to_target(image, 1.0)
+
+
+def test_file_fits_and_decodes_to_the_reported_quality(image, at_one_bpp):
+    data, choice = at_one_bpp.data, at_one_bpp.choice
+    assert len(data) * 8 / (96 * 64) <= 1.0
+    assert choice.size == len(data) and choice.bpp == pytest.approx(len(data) * 8 / (96 * 64))
+    decoded = irncodec.decode(data)
+    assert decoded.size == image.size and decoded.mode == "RGB"
+    assert _psnr(decoded, image) == pytest.approx(choice.psnr, abs=1e-9)  # decoded as decode does
+    h = container.unpack(data).header
+    assert (h.codec, h.scale, h.model, h.quality) == (choice.codec, choice.scale, choice.model, choice.quality)
+
+
+def test_every_path_is_tried_and_the_best_kept(at_one_bpp):
+    paths = {(c.codec, c.scale) for c in at_one_bpp.candidates}
+    assert {("jpeg", 2), ("webp", 2), ("jpeg", 4), ("webp", 4)} <= paths
+    assert at_one_bpp.choice.psnr == max(c.psnr for c in at_one_bpp.candidates)
+    assert all(c.size * 8 / (96 * 64) <= 1.0 for c in at_one_bpp.candidates)
+
+
+def test_each_path_uses_the_largest_quality_that_fits(image, at_one_bpp):
+    budget = 96 * 64 // 8
+    for c in at_one_bpp.candidates:
+        if c.codec == "entropy":
+            levels = zoo.entropy_levels(c.scale)
+            bigger = [q for q in levels if q > c.quality]
+        else:
+            bigger = [c.quality + 1] if c.quality < 100 else []
+        for q in bigger[:1]:
+            assert len(irncodec.encode(image, quality=q, codec=c.codec, scale=c.scale)) > budget, c
+        # and the candidate is exactly the file a plain encode at that quality makes
+        assert len(irncodec.encode(image, quality=c.quality, codec=c.codec, scale=c.scale)) == c.size
+
+
+def test_search_can_be_restricted_to_a_codec_and_scale(image):
+    result = encode_to_target(image, 0.8, codec="webp", scale=4)
+    assert [(c.codec, c.scale) for c in result.candidates] == [("webp", 4)]
+    header = container.unpack(result.data).header
+    assert (header.codec, header.scale) == ("webp", 4)
+    assert irncodec.encode(image, target_bpp=0.8, codec="webp", scale=4) == result.data  # library argument
+
+
+def test_alpha_counts_towards_the_size_and_is_kept():
+    rgba = photo_like(64, 48, seed=5).convert("RGBA")
+    alpha = np.asarray(photo_like(64, 48, seed=6).convert("L"))
+    rgba.putalpha(Image.fromarray(alpha))
+    data = irncodec.encode(rgba, target_bpp=6.0)
+    assert len(data) * 8 / (64 * 48) <= 6.0
+    assert len(container.unpack(data).alpha) > 0
+    out = irncodec.decode(data)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], alpha)
+
+
+def test_impossible_target_is_one_clear_error(image):
+    with pytest.raises(CodecError, match=r"fits 0.001 bits per pixel.*the smallest is [0-9.]+ bpp"):
+        encode_to_target(image, 0.001)
+
+
+@pytest.mark.parametrize("target", [0, -1, float("nan"), float("inf"), "x"])
+def test_bad_targets_are_codec_errors(image, target):
+    with pytest.raises(CodecError, match="target bits per pixel"):
+        encode_to_target(image, target)
+
+
+def test_target_excludes_quality_and_model(image):
+    with pytest.raises(CodecError, match="picks the quality"):
+        irncodec.encode(image, quality=50, target_bpp=1.0)
+
+
+def test_cli_target_bpp(tmp_path, image):
+    src, out = tmp_path / "in.png", tmp_path / "out.irn"
+    image.save(src)
+    runner = CliRunner()
+    result = runner.invoke(main, ["encode", str(src), str(out), "--target-bpp", "1.0", "-v"])
+    assert result.exit_code == 0, result.output
+    assert "chose x" in result.output and out.stat().st_size * 8 / (96 * 64) <= 1.0
+    bad = tmp_path / "bad.irn"
+    result = runner.invoke(main, ["encode", str(src), str(bad), "--target-bpp", "0.001"])
+    assert result.exit_code == 1 and "the smallest is" in result.output and not bad.exists()
+    result = runner.invoke(main, ["encode", str(src), str(bad), "--target-bpp", "1", "-q", "50"])
+    assert result.exit_code == 1 and "drop -q" in result.output and not bad.exists()
+    result = runner.invoke(main, ["encode", str(src), str(bad), "--target-bpp", "-1"])
+    assert result.exit_code == 2 and not bad.exists()
+
+
+def test_largest_fitting_bisects_a_growing_size():
+    sizes = {q: 10 * q for q in range(1, 101)}
+    calls = []
+
+    def size_of(q):
+        calls.append(q)
+        return sizes[q]
+
+    assert largest_fitting(1, 100, size_of, 555) == 55
+    assert len(calls) <= 9  # bisection, not a scan
+    assert largest_fitting(1, 100, size_of, 5) is None
+    assert largest_fitting(1, 100, size_of, 10**6) == 100
+    assert largest_fitting(7, 7, size_of, 70) == 7
