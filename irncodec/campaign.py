@@ -11,7 +11,10 @@ at once (one GPU is far larger than one IRN needs), each in its own process:
   float16, loadable as ``init_from`` or by ``irncodec.load_model``), so a run
   cut off at the time limit still returns what it learned;
 * the logs of every run (``log.csv``, its console output) and a summary go
-  into one ``campaign-logs.tar.gz``, rewritten as the runs go.
+  into one ``campaign-logs.tar.gz``, rewritten as the runs go;
+* an optional probe first times a few steps under variants of the speed
+  options, and the runs take the fastest variant made of options listed in
+  ``adopt`` (those that do not change the numbers) when it is >= 10 % faster.
 
 Usage (see the README's development section for the lent-GPU command)::
 
@@ -23,7 +26,8 @@ A campaign file names its runs and what they share::
     minutes: 8.5              # wall time for everything, start-up to last file
     checkpoint_minutes: 1.0   # how often each run's weights reach the output folder
     overrides: {threads: 4}   # applied to every run's training config
-    probe: {config: ..., steps: 8, variants: [{precision: bf16}]}   # optional speed probe first
+    probe: {config: ..., steps: 8, variants: [{precision: bf16}], adopt: [channels_last],
+            max_s: 60}        # optional; at most max_s (default 15 % of the time, <= 90 s)
     runs:
       - {config: ../configs/campaign_irn_x2.yaml, overrides: {...}}
 
@@ -185,6 +189,19 @@ def probe_speed(config_path: str, overrides: dict[str, Any], variants: list[dict
     return results
 
 
+def adopt_from_probe(results: list[dict[str, Any]] | None, allowed: list[str],
+                     min_gain: float = 1.1) -> dict[str, Any]:
+    """The fastest probed variant made only of ``allowed`` options, if it beats the
+    baseline by ``min_gain``; else nothing. Options that change the numbers
+    (bf16) are left out of ``allowed`` until a run has shown they train as well."""
+    if not results or results[0].get("variant") != "baseline":
+        return {}
+    base = results[0]["s_per_step"]
+    fitting = [r for r in results[1:] if isinstance(r["variant"], dict) and set(r["variant"]) <= set(allowed)]
+    best = min(fitting, key=lambda r: r["s_per_step"], default=None)
+    return dict(best["variant"]) if best and base / best["s_per_step"] >= min_gain else {}
+
+
 def _sync(device: Any) -> None:
     import torch
 
@@ -226,8 +243,12 @@ def run_campaign(campaign_path: str | os.PathLike, out_dir: str | os.PathLike,
         job = _spawn("probe", {"config": spec["config"], "overrides": campaign.run_config(spec),
                                "variants": spec.get("variants", []), "steps": spec.get("steps", 8),
                                "run_dir": str(work / "probe")}, work / "probe", None)
-        _wait([job], begin + min(budget_s * 0.15, 90), out, work, summary, poll_s)
+        _wait([job], begin + spec.get("max_s", min(budget_s * 0.15, 90)), out, work, summary, poll_s)
         summary["probe"] = _read_json(work / "probe" / "result.json")
+        adopted = adopt_from_probe(summary["probe"], spec.get("adopt", []))
+        if adopted:
+            campaign.overrides.update(adopted)
+            summary["adopted"] = adopted
 
     # Leave time at the end for the slowest checkpoint and the last log archive.
     deadline = begin + budget_s - min(30.0, 0.1 * budget_s)

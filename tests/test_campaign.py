@@ -210,3 +210,28 @@ def test_speed_options_train(tmp_path, overrides):
 def test_unknown_precision_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="precision"):
         _tiny_trainer(tmp_path, {"precision": "fp8"})
+
+
+def test_probe_adopts_only_allowed_options_that_pay():
+    from irncodec.campaign import adopt_from_probe
+
+    results = [{"variant": "baseline", "s_per_step": 1.0},
+               {"variant": {"channels_last": True}, "s_per_step": 0.8},
+               {"variant": {"precision": "bf16"}, "s_per_step": 0.3}]
+    assert adopt_from_probe(results, ["channels_last"]) == {"channels_last": True}
+    assert adopt_from_probe(results, []) == {}
+    results[1]["s_per_step"] = 0.95  # under 10 % faster: not worth a change
+    assert adopt_from_probe(results, ["channels_last"]) == {}
+    assert adopt_from_probe(None, ["channels_last"]) == {}
+
+
+def test_probe_runs_before_the_runs_and_its_result_is_in_the_summary(tiny_campaign, tmp_path):
+    spec = yaml.safe_load(tiny_campaign.read_text())
+    spec["runs"] = spec["runs"][:1]
+    spec["probe"] = {"config": "a.yaml", "steps": 2, "variants": [{"channels_last": True}],
+                     "adopt": ["channels_last"], "max_s": 20}
+    tiny_campaign.write_text(yaml.safe_dump(spec))
+    summary = run_campaign(tiny_campaign, tmp_path / "out", tmp_path / "work", minutes=0.6, poll_s=1.0)
+    assert [r["variant"] for r in summary["probe"]] == ["baseline", {"channels_last": True}]
+    assert all(r["s_per_step"] > 0 for r in summary["probe"])
+    assert summary["runs"]["a"]["exit_code"] == 0
