@@ -166,9 +166,11 @@ def models() -> None:
                 for codec in available_codecs() if codec != "entropy"}
     defaults |= set(ENTROPY_MODELS.values())
     click.echo("(* = used by default for its scale and LR codec; entropy: one model per -q level)")
-    for name, entry in available_models().items():
+    models = available_models()
+    width = max(map(len, models), default=0)
+    for name, entry in models.items():
         mark = "*" if name in defaults else " "
-        click.echo(f"{mark} {name:18} x{entry['scale']}  {entry.get('parameters') or 0:>9,} params  {entry['description']}")
+        click.echo(f"{mark} {name:{width}} x{entry['scale']}  {entry.get('parameters') or 0:>9,} params  {entry['description']}")
 
 
 @main.command()

@@ -35,7 +35,9 @@ DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
 CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-small", (4, "jpeg"): "irn-x4-jpeg-small",
                 (2, "webp"): "irn-x2-webp-small"}
 #: Models with a learned LR entropy coder, one per rate level (the ``entropy`` codec's quality).
-ENTROPY_MODELS = {(2, q): f"irn-x2-entropy-q{q}" for q in (1, 2, 3, 4, 5)}
+#: A retrained level gets a new name (files name their model, so the old one stays shipped).
+ENTROPY_MODELS = {(2, 1): "irn-x2-entropy-q1", (2, 2): "irn-x2-entropy-q2", (2, 3): "irn-x2-entropy-q3-v2",
+                  (2, 4): "irn-x2-entropy-q4", (2, 5): "irn-x2-entropy-q5"}
 #: Weights kept in float32 on export: the entropy models' CDF inputs (small, and
 #: the coder must rebuild exactly what it was trained with).
 FP32_KEYS = ("entropy_bottleneck.", "gaussian_conditional.")
