@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The GPU campaign's exact command, run on this CPU for a few iterations, in a
+# Python 3.12 virtual environment shaped like the GPU machine's (torch 2.11,
+# numpy 2, the packages its image has that irncodec's imports reach) plus only
+# the wheels campaign/prepare.sh put in .campaign/wheels.
+# Usage: bash campaign/dry_run.sh [VENV_DIR]   (default ../venv312; about 10 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${1:-../venv312}
+py312=${PYTHON312:-$(command -v python3.12 || echo "$HOME/.pyenv/versions/3.12.1/bin/python")}
+if [ ! -x "$venv/bin/python" ]; then
+    "$py312" -m venv "$venv"
+fi
+PIP_CONSTRAINT= "$venv/bin/python" -m pip install -q torch==2.11.0 torchvision==0.26.0 "numpy>=2,<3" \
+    pillow safetensors pyyaml click tqdm scipy requests pandas einops torch-geometric
+out=$(mktemp -d)
+# Four paper-size runs at batch 16 take about 32 GB together: two at a time here.
+PYTHON="$venv/bin/python" OUT="$out/out" bash campaign/fire.sh --iterations 2 --minutes 12 --parallel 2 \
+    --work-dir "$out/work"
+ls -l "$out/out"
