@@ -53,8 +53,6 @@ import yaml
 from .errors import ConfigError
 
 LOGS_NAME = "campaign-logs.tar.gz"
-#: Path-valued keys of a training config, resolved against the campaign file.
-_PATH_KEYS = ("train_dirs", "val_dir")
 
 
 @dataclass
@@ -80,13 +78,15 @@ class Campaign:
             campaign = cls(**raw)
         except (OSError, yaml.YAMLError, TypeError, ValueError) as exc:
             raise ConfigError(f"bad campaign file {path}: {exc}") from None
-        campaign.overrides = _resolve_paths(campaign.overrides, base)
+        from .train import resolve_data_paths
+
+        campaign.overrides = resolve_data_paths(campaign.overrides, base)
         specs = campaign.runs + ([campaign.probe] if campaign.probe else [])
         for spec in specs:
             if not isinstance(spec, dict) or "config" not in spec:
                 raise ConfigError(f"bad campaign file {path}: each run needs a 'config'")
             spec["config"] = str((base / spec["config"]).resolve())
-            spec["overrides"] = _resolve_paths(spec.get("overrides") or {}, base)
+            spec["overrides"] = resolve_data_paths(spec.get("overrides") or {}, base)
         return campaign
 
     def run_config(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -95,15 +95,6 @@ class Campaign:
         if "model" in self.overrides and "model" in spec["overrides"]:
             merged["model"] = {**self.overrides["model"], **spec["overrides"]["model"]}
         return merged
-
-
-def _resolve_paths(overrides: dict[str, Any], base: Path) -> dict[str, Any]:
-    out = dict(overrides)
-    if "train_dirs" in out:
-        out["train_dirs"] = [str((base / d).resolve()) for d in out["train_dirs"]]
-    if out.get("val_dir"):
-        out["val_dir"] = str((base / out["val_dir"]).resolve())
-    return out
 
 
 # ---------------------------------------------------------------- one run (a worker process)

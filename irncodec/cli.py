@@ -92,7 +92,7 @@ def encode(input: Path, output: Path, quality: int | None, codec: str | None, sc
             click.echo(f"chose x{c.scale} {c.codec} q{c.quality} ({c.model}): {c.psnr:.2f} dB, best of "
                        f"{len(result.candidates)} fitting path(s)", err=True)
     else:
-        data = irn_codec.encode(image, quality=quality, codec=codec or "jpeg",
+        data = irn_codec.encode(image, quality=quality, codec=codec,
                                 scale=int(scale) if scale else None, model=model, subsampling=subsampling)
     atomic_write_bytes(output, data)
     if verbose:

@@ -92,12 +92,14 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
     original = np.asarray(source.rgb)
 
     fitting: list[tuple[Candidate, bytes]] = []
+    smallest: list[container.IrnFile] = []
     for s in scales:
         for name in codecs:
             try:
-                found = _search_path(source, name, s, subsampling, budget, device)
+                found, least = _search_path(source, name, s, subsampling, budget, device)
             except CodecError:  # this codec cannot store this image (e.g. too large for WebP)
                 continue
+            smallest += [least] if least is not None else []
             if found is not None:
                 net, model_ref, lr_image, file = found
                 decoded = np.asarray(upscale(net, lr_image, source.rgb.size, device=device))
@@ -105,21 +107,30 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
                 fitting.append((Candidate(name, s, model_ref, file.header.quality, len(data),
                                           len(data) * 8 / source.pixels, _psnr(decoded, original)), data))
     if not fitting:
+        hint = "no codec applies"
+        if smallest:
+            least = min(smallest, key=lambda f: f.size)
+            h = least.header
+            how = f"x{h.scale} {h.codec}" + ("" if get_codec(h.codec).lossless else f" q{h.quality}")
+            hint = f"the smallest is {least.size * 8 / source.pixels:.4g} bpp ({least.size} bytes, {how})"
         raise CodecError(f"no irncodec file of this {source.rgb.width}x{source.rgb.height} image fits "
-                         f"{target:g} bits per pixel ({budget} bytes): "
-                         + _smallest_hint(source, scales, codecs, subsampling, device))
+                         f"{target:g} bits per pixel ({budget} bytes): {hint}")
     best, data = max(fitting, key=lambda item: (item[0].psnr, -item[0].size))
     return RateControlled(data, best, [c for c, _ in fitting])
 
 
+Found = tuple  # (network, model name, LR image the decoder gets, IrnFile)
+
+
 def _search_path(source: Source, codec: str, scale: int, subsampling: str | None, budget: int,
-                 device: str | torch.device):
-    """(network, model, decoded LR image, file) of the path's best file within ``budget``, or None."""
+                 device: str | torch.device) -> tuple[Found | None, container.IrnFile | None]:
+    """The path's best file within ``budget`` (network, model, decoded LR image,
+    file) or None, and its smallest file (the search always makes it first)."""
     options = {"subsampling": subsampling} if subsampling is not None and codec == "jpeg" else {}
     kind = get_codec(codec, **options)
+    made: dict[int, Found] = {}
     if kind.per_level_models:  # levels are models of growing rate: bisect over them
         levels = zoo.entropy_levels(scale)
-        made: dict[int, tuple] = {}
 
         def level_size(index: int) -> int:
             if index not in made:
@@ -130,50 +141,22 @@ def _search_path(source: Source, codec: str, scale: int, subsampling: str | None
             return made[index][3].size
 
         index = largest_fitting(0, len(levels) - 1, level_size, budget) if levels else None
-        return None if index is None else made[index]
+        return (None if index is None else made[index]), (made[0][3] if levels else None)
     net, model_ref, lr_codec, _ = load_encoder(codec, None, scale, None, options.get("subsampling"), device)
     lr_image, px, py = downscale(net, source.rgb, device)
-    files: dict[int, container.IrnFile] = {}
 
     def size_of(quality: int) -> int:
-        if quality not in files:
+        if quality not in made:
             payload = lr_codec.encode(lr_image, quality)
-            files[quality] = source.file(net, model_ref, codec, lr_codec.validate_quality(quality), payload, (px, py))
-        return files[quality].size
+            file = source.file(net, model_ref, codec, lr_codec.validate_quality(quality), payload, (px, py))
+            made[quality] = (net, model_ref, None, file)
+        return made[quality][3].size
 
     low, high = (0, 0) if kind.lossless else (kind.min_quality, kind.max_quality)
     quality = largest_fitting(low, high, size_of, budget)
+    smallest = made[low][3]
     if quality is None:
-        return None
-    file = files[quality]
+        return None, smallest
+    file = made[quality][3]
     decoded_lr = lr_codec.decode(file.payload, (file.header.lr_width, file.header.lr_height))
-    return net, model_ref, decoded_lr, file
-
-
-def _smallest_hint(source: Source, scales: list[int], codecs: list[str], subsampling: str | None,
-                   device: str | torch.device) -> str:
-    """Where the smallest file lies, so the user knows what target can be met."""
-    smallest: tuple[int, str] | None = None
-    for s in scales:
-        for name in codecs:
-            kind = get_codec(name)
-            if kind.per_level_models:
-                levels = zoo.entropy_levels(s)
-                if not levels:
-                    continue
-                quality = levels[0]
-            else:
-                quality = 0 if kind.lossless else kind.min_quality
-            try:
-                net, model_ref, lr_codec, quality = load_encoder(
-                    name, quality, s, None, subsampling if name == "jpeg" else None, device)
-                lr_image, px, py = downscale(net, source.rgb, device)
-                size = source.file(net, model_ref, name, quality, lr_codec.encode(lr_image, quality), (px, py)).size
-            except CodecError:
-                continue
-            if smallest is None or size < smallest[0]:
-                smallest = (size, f"x{s} {name}" + ("" if kind.lossless else f" q{quality}"))
-    if smallest is None:
-        return "no codec applies"
-    size, how = smallest
-    return f"the smallest is {size * 8 / source.pixels:.4g} bpp ({size} bytes, {how})"
+    return (net, model_ref, decoded_lr, file), smallest

@@ -128,19 +128,9 @@ class TrainConfig:
                 raw = yaml.safe_load(f)
             if not isinstance(raw, dict):
                 raise ValueError("expected a mapping at the top level")
-            base = Path(path).resolve().parent
-            raw["train_dirs"] = [str((base / d).resolve()) for d in raw["train_dirs"]]
-            if raw.get("val_dir"):
-                raw["val_dir"] = str((base / raw["val_dir"]).resolve())
-            for key, value in (overrides or {}).items():
-                if key == "model":
-                    raw["model"] = {**raw.get("model", {}), **value}
-                elif key == "train_dirs":
-                    raw[key] = [str(Path(d).resolve()) for d in value]
-                elif key == "val_dir" and value:
-                    raw[key] = str(Path(value).resolve())
-                else:
-                    raw[key] = value
+            raw = resolve_data_paths(raw, Path(path).resolve().parent)
+            for key, value in resolve_data_paths(overrides or {}, Path.cwd()).items():
+                raw[key] = {**raw.get("model", {}), **value} if key == "model" else value
             raw["model"] = IRNConfig.from_dict(raw.get("model", {}))
             return cls(**raw)
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
@@ -150,6 +140,16 @@ class TrainConfig:
         out = dict(self.__dict__)
         out["model"] = self.model.to_dict()
         return out
+
+
+def resolve_data_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``values`` with its data folders (``train_dirs``, ``val_dir``) made absolute against ``base``."""
+    out = dict(values)
+    if "train_dirs" in out:
+        out["train_dirs"] = [str((base / d).resolve()) for d in out["train_dirs"]]
+    if out.get("val_dir"):
+        out["val_dir"] = str((base / out["val_dir"]).resolve())
+    return out
 
 
 def quantize_ste(x: Tensor) -> Tensor:
