@@ -17,21 +17,27 @@ will see, keeping gradients so the downscaler learns to survive it
 
 Each image of a batch gets its own quality, drawn uniformly from a range with
 the global torch RNG (which training checkpoints, so runs resume exactly).
+
+A channel returns what the decoder sees and, when asked for (``rate=True``),
+the estimated size of each image's file in bits, so training can weigh bits
+against quality: :func:`irncodec.jpeg_proxy.jpeg_bits` for ``jpeg``. There is
+no calibrated WebP rate estimate, so a rate-aware ``webp`` channel is refused.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from .errors import ConfigError
 from .imageio import image_to_tensor, tensor_to_image
-from .jpeg_proxy import DiffJPEG
+from .jpeg_proxy import DiffJPEG, jpeg_bits
 from .lr_codecs import get_codec
 
-Channel = Callable[[Tensor], Tensor]
+#: LR batch -> (what the decoder sees, estimated bits per image or None).
+Channel = Callable[[Tensor], tuple[Tensor, Optional[Tensor]]]
 
 #: Channel kinds and whether they can run without the real codec.
 KINDS = {"jpeg": True, "webp": False}
@@ -48,21 +54,29 @@ def real_roundtrip(x: Tensor, codec: str, quality: int | Sequence[int]) -> Tenso
     return torch.cat(out).to(x.device, x.dtype)
 
 
-def make_channel(kind: str, quality_range: Sequence[int], real_codec: bool = False) -> Channel:
-    """A training channel (see the module docstring) at qualities drawn from ``quality_range``."""
+def make_channel(kind: str, quality_range: Sequence[int], real_codec: bool = False,
+                 rate: bool = False) -> Channel:
+    """A training channel (see the module docstring) at qualities drawn from ``quality_range``.
+
+    ``rate`` adds each image's estimated file size in bits (differentiable).
+    """
     if kind not in KINDS:
         raise ConfigError(f"unknown lr_proxy '{kind}': choose from {', '.join(KINDS)}, or leave it out")
     low, high = (int(q) for q in quality_range)
     if not 1 <= low <= high <= 100:
         raise ConfigError(f"lr_quality_range must be 1 <= low <= high <= 100, got {list(quality_range)}")
+    if rate and kind != "jpeg":
+        raise ConfigError(f"no rate estimate for '{kind}': rate-aware training (lambda_rate > 0) "
+                          "needs lr_proxy jpeg")
     real_codec = real_codec or not KINDS[kind]
     proxy = DiffJPEG(rounding="ste", subsampling="4:2:0")
 
-    def channel(lr: Tensor) -> Tensor:
-        quality = torch.randint(low, high + 1, (lr.shape[0],))
-        approx = proxy(lr, quality.to(lr.device))
-        if not real_codec:
-            return approx
-        return approx + (real_roundtrip(lr, kind, quality.tolist()) - approx).detach()
+    def channel(lr: Tensor) -> tuple[Tensor, Tensor | None]:
+        quality = torch.randint(low, high + 1, (lr.shape[0],)).to(lr.device)
+        bits = jpeg_bits(lr, quality) if rate else None
+        approx = proxy(lr, quality)
+        if real_codec:
+            approx = approx + (real_roundtrip(lr, kind, quality.tolist()) - approx).detach()
+        return approx, bits
 
     return channel

@@ -22,8 +22,9 @@ What is modelled, step by step (libjpeg's defaults as Pillow uses them):
 
 What is not modelled, and what it costs (see the tests for measured PSNRs):
 
-* entropy coding: there is no Huffman stage, so this gives no rate; add a
-  rate proxy separately if the bitstream size matters;
+* entropy coding: there is no Huffman stage; :func:`jpeg_bits` estimates the
+  file size instead, from the same quantised coefficients (a calibrated
+  proxy, see its docstring);
 * integer arithmetic: libjpeg's default DCT/IDCT is the fixed-point ``ISLOW``
   one, here a float DCT; this is the main residual. libjpeg also rounds
   samples to 8 bits after every stage. We round (straight-through, so the
@@ -66,7 +67,7 @@ from torch import Tensor, nn
 
 Rounder = Callable[[Tensor], Tensor]
 
-__all__ = ["ROUNDINGS", "SUBSAMPLINGS", "DiffJPEG", "diff_jpeg", "quant_tables"]
+__all__ = ["ROUNDINGS", "SUBSAMPLINGS", "DiffJPEG", "diff_jpeg", "jpeg_bits", "quant_tables"]
 
 ROUNDINGS = ("ste", "cubic", "noise")
 SUBSAMPLINGS = ("4:2:0", "4:4:4")
@@ -345,3 +346,57 @@ class DiffJPEG(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rounding={self.rounding!r}, subsampling={self.subsampling!r}"
+
+
+# --- rate --------------------------------------------------------------------
+
+#: Bits per unit of each rate feature (see :func:`jpeg_bits`): luma AC, luma DC
+#: difference, chroma AC, chroma DC difference, and a constant (headers and
+#: Huffman tables). Least-squares fit of relative error to Pillow's file sizes
+#: (optimised Huffman tables, 4:2:0, the LR codec's settings) over Kodak's 24
+#: images x2-downscaled by bicubic and by irn-x2-jpeg-small, at quality 20-95;
+#: ``python benchmarks/rate_proxy.py --fit`` refits them and reports the error.
+RATE_COEFFICIENTS = (2.748, 2.983, 1.226, 3.288, 138.0)
+
+
+def _log_magnitude(u: Tensor) -> Tensor:
+    """log2(1 + |u|): about the size category plus sign bits JPEG spends on a coefficient of |u| steps."""
+    return torch.log2(1.0 + u.abs())
+
+
+def _plane_rate_features(plane: Tensor, table: Tensor) -> tuple[Tensor, Tensor]:
+    """(AC, DC-difference) features of one component, per image: sums of log2(1 + |q|).
+
+    DC coefficients are coded as differences from the previous block's, so the
+    DC feature is taken over differences along the raster order of blocks.
+    """
+    t = table.to(device=plane.device, dtype=plane.dtype).view(-1, 1, 1, 8, 1, 8)
+    steps = _dct(plane) / t  # [N, C, H/8, 8, W/8, 8], unrounded quantiser steps
+    dc = steps[:, :, :, 0, :, 0]
+    ac = _log_magnitude(steps).sum(dim=(1, 2, 3, 4, 5)) - _log_magnitude(dc).sum(dim=(1, 2, 3))
+    dc_diff = _log_magnitude(torch.diff(dc.flatten(2), dim=2)).sum(dim=(1, 2))
+    return ac, dc_diff
+
+
+def jpeg_bits(x: Tensor, quality: int | Tensor, subsampling: str = "4:2:0") -> Tensor:
+    """Estimated size in bits of Pillow's baseline JPEG of ``x`` ([N, 3, H, W] RGB in [0, 1]), per image.
+
+    Differentiable, so it can be a rate loss. A linear model in per-component
+    sums of log2(1 + |coefficient / step|) over the quantiser's input (the
+    bits JPEG spends on a coefficient grow with the log of its magnitude in
+    quantiser steps; zero costs about nothing), AC and differenced DC apart,
+    with the :data:`RATE_COEFFICIENTS` calibrated against real files.
+    Calibrated for optimised Huffman tables and 4:2:0, the LR codec's
+    settings; ``benchmarks/rate_proxy.py`` measures its error per quality.
+    Returns a float [N] tensor.
+    """
+    _check_options("ste", subsampling)
+    _check_input(x)
+    if subsampling != "4:2:0":
+        raise ValueError("jpeg_bits is calibrated for 4:2:0 only")
+    luma_q, chroma_q = _per_sample_tables(quality, x.shape[0])
+    ycc = _round_ste(_rgb_to_ycc(_pad_to(x.float(), _MCU)))
+    luma_ac, luma_dc = _plane_rate_features(ycc[:, :1], luma_q)
+    chroma_ac, chroma_dc = _plane_rate_features(_downsample(ycc[:, 1:]), chroma_q)
+    a, b, c, d, const = RATE_COEFFICIENTS
+    return a * luma_ac + b * luma_dc + c * chroma_ac + d * chroma_dc + const

@@ -13,11 +13,14 @@ batch as in the reference code:
 * sim (SAIN models only): L2 between the network's simulated compressed LR
   and what the channel really delivered, so the inverse path starts from a
   faithful model of the codec;
-* rate (models with an LR entropy coder only): the bits the coder's
-  likelihoods give the LR image, per image. The coder sits in the channel
+* rate (``lambda_rate`` > 0): the LR image's bits, per image. With an LR
+  entropy coder, the bits its likelihoods give; the coder sits in the channel
   (recon is measured through it), and ``lambda_rate`` sets the rate level,
   as CompressAI's lambda does. Its auxiliary loss (the CDF quantiles) has its
-  own optimizer, as in CompressAI's training examples;
+  own optimizer, as in CompressAI's training examples. Through a JPEG
+  channel, the calibrated estimate of the JPEG file's size
+  (:func:`irncodec.jpeg_proxy.jpeg_bits`) at the quality drawn for the image,
+  so the downscaler learns LR images that cost fewer bits;
 * thumb (entropy-coder models only): the guide loss again, on the *decoded*
   LR image (weighted by ``lambda_guide``). Without it the coder's synthesis
   drifts into features that only the inverse network can read (measured:
@@ -52,9 +55,11 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
-from .channels import make_channel, real_roundtrip
+from .channels import make_channel
 from .errors import ConfigError
 from .data import RandomCrops, find_images, load_rgb_uint8
+from .imageio import image_to_tensor, tensor_to_image
+from .lr_codecs import get_codec
 from .metrics import psnr, quantize_8bit
 from .models import IRN, IRNConfig, count_parameters
 
@@ -99,7 +104,8 @@ class TrainConfig:
     val_qualities: list[int] = field(default_factory=lambda: [30, 90])
     #: "auto" (a GPU when there is one), "cpu" or "cuda".
     device: str = "auto"
-    #: Weight of the rate (bits per image) for models with an LR entropy coder.
+    #: Weight of the LR image's rate (bits per image): required by models with an
+    #: LR entropy coder, optional (rate-aware training) through a jpeg lr_proxy.
     lambda_rate: float = 0.0
     #: Learning rate of the entropy coder's auxiliary (quantile) optimizer.
     aux_lr: float = 1.0e-3
@@ -188,9 +194,11 @@ def irn_losses(model: IRN, hr: Tensor,
     with network_autocast(hr.device, precision):
         lr, simulated, z = (t.float() for t in model.rescale(hr))
     received = quantize_ste(lr)
-    if lr_channel is not None:
-        received = lr_channel(received)
     extra = {}
+    if lr_channel is not None:
+        received, bits = lr_channel(received)
+        if bits is not None:
+            extra["rate"] = bits.sum() / n
     bicubic = bicubic_downscale(hr, model.scale)
     if model.lr_coder is not None:
         decoded, likelihoods = model.lr_coder(received)
@@ -382,8 +390,12 @@ class Trainer:
         if c.lr_proxy is None:
             if c.model.architecture == "sain":
                 raise ConfigError("a SAIN model trains through a lossy LR: set lr_proxy to jpeg or webp")
+            if c.lambda_rate:
+                raise ConfigError("lambda_rate needs an LR codec with a rate: an lr_coder, or lr_proxy jpeg")
             return None
-        return make_channel(c.lr_proxy, c.lr_quality_range, c.lr_real_codec)
+        if c.lambda_rate < 0:
+            raise ConfigError("lambda_rate must be >= 0")
+        return make_channel(c.lr_proxy, c.lr_quality_range, c.lr_real_codec, rate=c.lambda_rate > 0)
 
     def init_from(self, weights: str) -> None:
         """Start from trained weights of the same (or a seedable, see load_compatible) architecture."""
@@ -415,7 +427,9 @@ class Trainer:
         if "sim" in losses:
             total = total + c.lambda_sim * losses["sim"]
         if "rate" in losses:
-            total = total + c.lambda_rate * losses["rate"] + c.lambda_guide * losses["thumb"]
+            total = total + c.lambda_rate * losses["rate"]
+        if "thumb" in losses:
+            total = total + c.lambda_guide * losses["thumb"]
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.iteration < c.coder_warmup:
@@ -468,8 +482,9 @@ class Trainer:
             row.update(val_psnr_entropy=coded["psnr"], val_bpp_entropy=coded["bpp"])
         elif self.val_codec:
             for q in c.val_qualities:
-                row[f"val_psnr_{self.val_codec}{q}"] = evaluate(self.model, self._val_images,
-                                                                lr_codec=self.val_codec, quality=q)["psnr"]
+                coded = evaluate(self.model, self._val_images, lr_codec=self.val_codec, quality=q)
+                row[f"val_psnr_{self.val_codec}{q}"] = coded["psnr"]
+                row[f"val_bpp_{self.val_codec}{q}"] = coded["bpp"]
         return row
 
     def log_fields(self) -> list[str]:
@@ -478,11 +493,13 @@ class Trainer:
             fields.append("sim")
         if self.config.model.lr_coder != "none":
             fields += ["rate", "thumb", "aux"]
+        elif self.config.lambda_rate > 0:
+            fields.append("rate")
         fields += ["val_psnr", "val_lr_psnr"]
         if self.val_codec == "entropy" and self.config.val_dir:
             fields += ["val_psnr_entropy", "val_bpp_entropy"]
         elif self.val_codec and self.config.val_dir:
-            fields += [f"val_psnr_{self.val_codec}{q}" for q in self.config.val_qualities]
+            fields += [f"val_{what}_{self.val_codec}{q}" for q in self.config.val_qualities for what in ("psnr", "bpp")]
         return fields
 
     def set_length(self, iterations: int) -> None:
@@ -560,9 +577,9 @@ class Trainer:
                 if self.is_main and (self.iteration % c.val_every == 0 or self.iteration == c.iterations):
                     row.update(self.validate())
                     if "val_psnr" in row:
-                        extra = "".join(f", {k[9:]} {v:.2f} dB" for k, v in row.items()
-                                        if k.startswith("val_psnr_"))
-                        extra += "".join(f", {v:.3f} bpp" for k, v in row.items() if k.startswith("val_bpp_"))
+                        extra = "".join(f", {k[9:]} {v:.2f} dB" + (f" {row['val_bpp_' + k[9:]]:.3f} bpp"
+                                                                    if "val_bpp_" + k[9:] in row else "")
+                                        for k, v in row.items() if k.startswith("val_psnr_"))
                         bar.write(f"iter {self.iteration}: val PSNR {row['val_psnr']:.2f} dB{extra}, "
                                   f"LR vs bicubic {row['val_lr_psnr']:.2f} dB")
                 if row and log_file is not None:
@@ -642,9 +659,10 @@ def evaluate(model: IRN, images: list[Tensor], temperature: float | None = None,
     """Mean RGB PSNR of HR reconstructions from the 8-bit LR (z drawn with a fixed seed),
     and of the LR image against a bicubic downscale.
 
-    The LR is kept lossless, or goes through a real ``lr_codec`` at ``quality``;
-    ``entropy`` is the model's own coder (real bitstream; ``bpp`` is added: its
-    bits per HR pixel), run on a copy so training's CDF buffers stay untouched.
+    The LR is kept lossless, or goes through a real ``lr_codec`` at ``quality``
+    (``bpp`` is added: the LR file's bits per HR pixel); ``entropy`` is the
+    model's own coder (real bitstream), run on a copy so training's CDF buffers
+    stay untouched.
     """
     was_training = model.training
     model.eval()
@@ -661,16 +679,27 @@ def evaluate(model: IRN, images: list[Tensor], temperature: float | None = None,
                 coded = coder.compress(lr)
                 received = quantize_8bit(coded.lr_hat)
                 bits, pixels = bits + 8 * len(coded.payload), pixels + hr.shape[2] * hr.shape[3]
+            elif lr_codec is not None:
+                received, size = _through_codec(lr, lr_codec, int(quality or 0))
+                bits, pixels = bits + 8 * size, pixels + hr.shape[2] * hr.shape[3]
             else:
-                received = lr if lr_codec is None else real_roundtrip(lr, lr_codec, int(quality or 0))
+                received = lr
             rec = quantize_8bit(model.upscale(received, temperature, generator))
             hr_psnr.append(psnr(rec, hr))
             lr_psnr.append(psnr(lr, bicubic_downscale(hr, model.scale).clamp(0, 1)))
     model.train(was_training)
     out = {"psnr": sum(hr_psnr) / len(hr_psnr), "lr_psnr": sum(lr_psnr) / len(lr_psnr)}
-    if coder is not None:
+    if lr_codec is not None:
         out["bpp"] = bits / pixels
     return out
+
+
+def _through_codec(lr: Tensor, codec: str, quality: int) -> tuple[Tensor, int]:
+    """One LR image [1, 3, h, w] through a real LR codec: (decoded, file size in bytes)."""
+    lr_codec = get_codec(codec)
+    image = tensor_to_image(lr[0])
+    data = lr_codec.encode(image, quality)
+    return image_to_tensor(lr_codec.decode(data, image.size)).to(lr.device, lr.dtype), len(data)
 
 
 def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:

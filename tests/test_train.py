@@ -138,19 +138,45 @@ def test_jpeg_proxy_in_the_loop_trains_and_resumes_exactly(tiny_config, tmp_path
         assert torch.equal(a, b)
 
 
+def test_rate_aware_jpeg_training_logs_rate_steers_the_model_and_resumes_exactly(tiny_config, tmp_path):
+    """lambda_rate through the JPEG channel: the rate is logged, changes the updates, and resumes exactly.
+
+    (That the rate's gradient shrinks real JPEG files is tested with the proxy itself.)
+    """
+    import csv
+
+    _with(tiny_config, lr_proxy="jpeg", lr_quality_range=[50, 50], patch_size=32)
+    plain = train(tiny_config, tmp_path / "plain", progress=False)
+    _with(tiny_config, lambda_rate=0.5)
+    aware = train(tiny_config, tmp_path / "aware", progress=False)
+    train(tiny_config, tmp_path / "resumed", stop_at=3, progress=False)
+    resumed = train(tiny_config, tmp_path / "resumed", progress=False)
+    for a, b in zip(aware.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(aware.model.state_dict().values(),
+                                                       plain.model.state_dict().values()))
+    with open(tmp_path / "aware" / "log.csv") as f:
+        rates = [float(row["rate"]) for row in csv.DictReader(f)]
+    # A 16x16 LR crop is one 4:2:0 MCU: at least the headers' bits, at most a few thousand.
+    assert rates and all(140 < r < 5000 for r in rates), rates
+
+
 def test_jpeg_channel_changes_the_lr_and_passes_gradients():
     from irncodec.channels import make_channel
 
     from irncodec.imageio import image_to_tensor
 
     lr = image_to_tensor(photo_like(32, 24)).repeat(2, 1, 1, 1).requires_grad_()
-    out = make_channel("jpeg", (30, 30))(lr)
+    out, bits = make_channel("jpeg", (30, 30))(lr)
+    assert bits is None  # no rate unless asked for
     assert 0.005 < (out - lr).abs().mean() < 0.1  # lossy, but still the same picture
     out.sum().backward()
     assert torch.isfinite(lr.grad).all() and lr.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("update", [{"lr_proxy": "avif"}, {"lr_proxy": "jpeg", "lr_quality_range": [90, 10]},
+                                    {"lr_proxy": "webp", "lambda_rate": 0.1}, {"lambda_rate": 0.1},
+                                    {"lr_proxy": "jpeg", "lambda_rate": -1.0},
                                     {"lr_proxy": None, "model": {"scale": 2, "blocks_per_stage": 1, "growth": 4, "architecture": "sain"}}])
 def test_bad_proxy_options_are_config_errors(tiny_config, tmp_path, update):
     cfg = yaml.safe_load(tiny_config.read_text())
@@ -173,7 +199,7 @@ def test_real_codec_channel_is_exact_pillow_forward_with_proxy_gradient():
 
     lr = image_to_tensor(photo_like(32, 24)).requires_grad_()
     for kind in ("jpeg", "webp"):
-        out = make_channel(kind, (40, 40), real_codec=True)(lr)
+        out, _ = make_channel(kind, (40, 40), real_codec=True)(lr)
         assert torch.equal(out.detach(), real_roundtrip(lr, kind, 40))
         (grad,) = torch.autograd.grad(out.sum(), lr)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0
@@ -187,8 +213,9 @@ def test_webp_training_validates_through_real_webp_and_resumes_exactly(tiny_conf
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
     header, row = (tmp_path / "a" / "log.csv").read_text().splitlines()[:2]
-    assert header.endswith("val_psnr,val_lr_psnr,val_psnr_webp50")
-    assert float(row.split(",")[-1]) > 5
+    assert header.endswith("val_psnr,val_lr_psnr,val_psnr_webp50,val_bpp_webp50")
+    psnr, bpp = (float(v) for v in row.split(",")[-2:])
+    assert psnr > 5 and 0 < bpp < 24  # the LR file's bits per HR pixel, headers and all
 
 
 SAIN = {"scale": 2, "blocks_per_stage": 2, "growth": 4, "z_temperature": 0.1,

@@ -1,0 +1,162 @@
+#!/usr/bin/env python
+"""How well ``jpeg_proxy.jpeg_bits`` predicts the size of the JPEG the codec writes.
+
+    python benchmarks/rate_proxy.py                # report the shipped coefficients' error
+    python benchmarks/rate_proxy.py --fit          # refit them on the first dataset, then report
+
+LR images are each photo downscaled x2 two ways: bicubic (antialiased) and by
+an IRN model (``--model``, default the JPEG-aware irn-x2-jpeg-small), cropped
+to even sides and rounded to 8 bits. Each is saved by the codec's own JPEG
+(``lr_codecs`` "jpeg": 4:2:0, optimised Huffman tables) at every ``--qualities``
+and compared with the proxy's estimate: Pearson and Spearman correlation and
+mean absolute percentage error, per dataset, overall and per quality. The
+coefficients are fitted (``--fit``) on the first ``--datasets`` entry only, so
+the others measure how the proxy does on photos it was not fitted to.
+Writes ``rate_proxy.md`` and ``rate_proxy.json`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import DEFAULT_DATASET, list_images  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATASETS = f"{DEFAULT_DATASET},{DEFAULT_DATASET.parent / 'set14'}"
+
+
+def rate_features(lr: torch.Tensor, quality: int) -> np.ndarray:
+    """The proxy's features for one image (what RATE_COEFFICIENTS multiply)."""
+    from irncodec import jpeg_proxy as jp
+
+    luma_q, chroma_q = jp.quant_tables(quality)
+    ycc = jp._round_ste(jp._rgb_to_ycc(jp._pad_to(lr, jp._MCU)))
+    luma = jp._plane_rate_features(ycc[:, :1], luma_q)
+    chroma = jp._plane_rate_features(jp._downsample(ycc[:, 1:]), chroma_q)
+    return np.array([luma[0].item(), luma[1].item(), chroma[0].item(), chroma[1].item(), 1.0])
+
+
+def lr_images(path: Path, model) -> dict[str, torch.Tensor]:
+    """The photo's x2 LR images, 8-bit: bicubic and the model's."""
+    from PIL import Image
+
+    from irncodec.imageio import image_to_tensor
+    from irncodec.metrics import quantize_8bit
+
+    with Image.open(path) as im:
+        hr = image_to_tensor(im.convert("RGB"))
+    hr = hr[..., : hr.shape[-2] // 2 * 2, : hr.shape[-1] // 2 * 2]
+    with torch.no_grad():
+        learned = model.rescale(hr)[0]
+    bicubic = F.interpolate(hr, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False)
+    return {"bicubic": quantize_8bit(bicubic.clamp(0, 1)), "irn": quantize_8bit(learned.clamp(0, 1))}
+
+
+def collect(datasets: list[Path], qualities: list[int], model_name: str, limit: int | None) -> list[dict]:
+    """One row per (image, LR kind, quality): real bits and features."""
+    from irncodec.imageio import tensor_to_image
+    from irncodec.lr_codecs import get_codec
+    from irncodec.zoo import load_model
+
+    model = load_model(model_name)
+    jpeg = get_codec("jpeg")
+    rows = []
+    for folder in datasets:
+        for path in list_images(folder, limit):
+            for kind, lr in lr_images(path, model).items():
+                image = tensor_to_image(lr)
+                for q in qualities:
+                    rows.append({"dataset": folder.name, "image": path.stem, "lr": kind, "quality": q,
+                                 "bits": 8 * len(jpeg.encode(image, q)), "features": rate_features(lr, q)})
+    return rows
+
+
+def fit(rows: list[dict]) -> np.ndarray:
+    """Least squares on relative error, so small and large files count alike."""
+    a = np.stack([r["features"] for r in rows])
+    y = np.array([r["bits"] for r in rows], np.float64)
+    coefficients, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
+    return coefficients
+
+
+def scores(rows: list[dict], coefficients: np.ndarray) -> dict[str, float]:
+    from scipy.stats import pearsonr, spearmanr
+
+    y = np.array([r["bits"] for r in rows], np.float64)
+    estimate = np.stack([r["features"] for r in rows]) @ coefficients
+    error = np.abs(estimate - y) / y
+    out = {"n": len(rows), "mape_pct": 100 * float(error.mean()), "max_ape_pct": 100 * float(error.max()),
+           "bias_pct": 100 * float(np.mean((estimate - y) / y))}
+    if len(rows) > 2:
+        out["pearson"] = float(pearsonr(estimate, y)[0])
+        out["spearman"] = float(spearmanr(estimate, y)[0])
+    return out
+
+
+def table(rows: list[dict], coefficients: np.ndarray, qualities: list[int]) -> tuple[str, dict]:
+    lines = ["| data | LR | quality | n | Pearson | Spearman | MAPE % | max APE % | bias % |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    results = {}
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    for ds in datasets:
+        groups = [("all", "all", [r for r in rows if r["dataset"] == ds])]
+        groups += [(kind, "all", [r for r in rows if r["dataset"] == ds and r["lr"] == kind])
+                   for kind in ("bicubic", "irn")]
+        groups += [("all", str(q), [r for r in rows if r["dataset"] == ds and r["quality"] == q]) for q in qualities]
+        for kind, q, group in groups:
+            s = scores(group, coefficients)
+            results[f"{ds}/{kind}/{q}"] = s
+            corr = (f"{s['pearson']:.4f} | {s['spearman']:.4f}" if "pearson" in s else "- | -")
+            lines.append(f"| {ds} | {kind} | {q} | {s['n']} | {corr} | {s['mape_pct']:.2f} | "
+                         f"{s['max_ape_pct']:.1f} | {s['bias_pct']:+.2f} |")
+    return "\n".join(lines), results
+
+
+@click.command()
+@click.option("--datasets", default=DEFAULT_DATASETS, show_default=True,
+              help="Comma-separated dataset folders; --fit fits on the first.")
+@click.option("--qualities", default="20,30,40,50,60,70,80,90,95", show_default=True)
+@click.option("--model", "model_name", default="irn-x2-jpeg-small", show_default=True,
+              help="x2 model whose LR images are measured besides bicubic ones.")
+@click.option("--fit", "refit", is_flag=True, help="Refit the coefficients on the first dataset.")
+@click.option("--limit", type=int, default=None, help="Use the first N images of each dataset.")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks" / "results", show_default=True)
+def main(datasets: str, qualities: str, model_name: str, refit: bool, limit: int | None, threads: int,
+         out: Path) -> None:
+    """Measure (and optionally refit) the JPEG rate proxy against real file sizes."""
+    from irncodec.jpeg_proxy import RATE_COEFFICIENTS
+
+    torch.set_num_threads(threads)
+    folders = [Path(d.strip()) for d in datasets.split(",") if d.strip()]
+    qs = [int(q) for q in qualities.split(",")]
+    rows = collect(folders, qs, model_name, limit)
+    coefficients = np.array(RATE_COEFFICIENTS, np.float64)
+    note = "the shipped RATE_COEFFICIENTS"
+    if refit:
+        coefficients = fit([r for r in rows if r["dataset"] == folders[0].name])
+        note = f"coefficients refitted on {folders[0].name}"
+        click.echo(f"fitted RATE_COEFFICIENTS = ({', '.join(f'{c:.4g}' for c in coefficients)})")
+    text, results = table(rows, coefficients, qs)
+    header = (f"# JPEG rate proxy against real file sizes\n\n"
+              f"`python benchmarks/rate_proxy.py{' --fit' if refit else ''}`; {note}: "
+              f"({', '.join(f'{c:.4g}' for c in coefficients)}). LR images: x2 bicubic and {model_name}; "
+              f"JPEG 4:2:0 with optimised Huffman tables (the codec's settings).\n\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rate_proxy.md").write_text(header + text + "\n")
+    (out / "rate_proxy.json").write_text(json.dumps({"coefficients": coefficients.tolist(), "model": model_name,
+                                                     "qualities": qs, "results": results}, indent=1) + "\n")
+    click.echo(text)
+
+
+if __name__ == "__main__":
+    main()
