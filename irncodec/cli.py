@@ -2,11 +2,14 @@
 
 Modelled on cwebp/cjxl: one verb, a few obvious flags, quiet by default.
 Every user mistake ends in one ``irncodec: error: ...`` line and exit code 1;
-outputs are written atomically, so a failure leaves no partial file.
+outputs are checked before the work starts and written atomically (see
+:mod:`irncodec.fileio`), so a failure, Ctrl-C, SIGTERM or SIGHUP leaves no
+partial file.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,12 +28,42 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM/SIGHUP handler so that cleanup (temporary files) runs as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+def install_signal_handlers() -> dict[int, object]:
+    """SIGTERM and SIGHUP unwind like Ctrl-C does (the default would kill without cleanup).
+
+    Returns the handlers they replace, for :func:`restore_signal_handlers`.
+    """
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, _terminate)
+    return previous
+
+
+def restore_signal_handlers(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
 class _Group(click.Group):
-    """Turns library errors and Ctrl-C into one line and a non-zero exit."""
+    """Turns library errors, Ctrl-C, SIGTERM and SIGHUP into one line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         from .errors import IrnError
 
+        previous = install_signal_handlers()
         try:
             return super().invoke(ctx)
         except IrnError as exc:
@@ -38,6 +71,11 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("irncodec: interrupted", err=True)
             sys.exit(130)
+        except _Terminated as exc:
+            click.echo(f"irncodec: terminated ({signal.Signals(exc.signum).name})", err=True)
+            sys.exit(128 + exc.signum)
+        finally:
+            restore_signal_handlers(previous)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +93,7 @@ def _output_format(path: Path) -> str:
 
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path())  # a str: Path() would drop a trailing "/"
 @click.option("-q", "--quality", type=int, default=None,
               help="LR codec quality: jpeg 1-100, webp 0-100, entropy a shipped rate level (1 = smallest; see models).")
 @click.option("-c", "--codec", default=None,
@@ -69,17 +107,18 @@ def _output_format(path: Path) -> str:
               help="Make the best file of at most this many bits per pixel, choosing scale, codec, "
                    "quality and model (only among -c/-s when given). Tries every path: slower.")
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
-def encode(input: Path, output: Path, quality: int | None, codec: str | None, scale: str | None,
+def encode(input: Path, output: str, quality: int | None, codec: str | None, scale: str | None,
            model: str | None, subsampling: str | None, target_bpp: float | None, verbose: bool) -> None:
     """Compress image INPUT to OUTPUT (.irn)."""
     from . import codec as irn_codec
     from . import imageio
-    from .fileio import atomic_write_bytes
+    from .fileio import atomic_write_bytes, check_output
 
     if subsampling is not None and codec not in (None, "jpeg"):
         _fail("--subsampling applies to the jpeg codec only")
     if target_bpp is not None and (quality is not None or model is not None):
         _fail("--target-bpp picks the quality and the model itself: drop -q/--quality and -m/--model")
+    check_output(output, [input])
     start = time.perf_counter()
     image = imageio.load_image(input)
     if target_bpp is not None:
@@ -103,21 +142,22 @@ def encode(input: Path, output: Path, quality: int | None, codec: str | None, sc
 
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path())  # a str: Path() would drop a trailing "/"
 @click.option("-m", "--model", default=None, help="Override the model named in the file.")
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Spread of the latent z drawn at decode, relative to the model's prior "
                    "(0 = its mean, 1 = the prior).")
 @click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
-def decode(input: Path, output: Path, model: str | None, temperature: float,
+def decode(input: Path, output: str, model: str | None, temperature: float,
            lr_only: bool, verbose: bool) -> None:
     """Decompress INPUT (.irn) to image OUTPUT (format from its extension)."""
     from . import codec as irn_codec
     from . import container
-    from .fileio import atomic_write_with
+    from .fileio import atomic_write_with, check_output
 
-    fmt = _output_format(output)
+    check_output(output, [input])
+    fmt = _output_format(Path(output))
     start = time.perf_counter()
     irn = container.read(input)
     if lr_only:
@@ -125,7 +165,7 @@ def decode(input: Path, output: Path, model: str | None, temperature: float,
     else:
         image = irn_codec.decode(irn, model=model, temperature=temperature)
     if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
-        _fail(f"'{output.suffix}' cannot hold an alpha channel: use .png")
+        _fail(f"'{Path(output).suffix}' cannot hold an alpha channel: use .png")
     atomic_write_with(output, lambda f: image.save(f, format=fmt))
     if verbose:
         click.echo(f"{input} -> {output}: {image.width}x{image.height} {image.mode}, "

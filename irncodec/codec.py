@@ -9,6 +9,9 @@ so a file always decodes to the same pixels on one machine.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import os
 from typing import BinaryIO
 
@@ -152,6 +155,16 @@ def encode(
     return container.pack(source.file(net, model_ref, lr_codec.name, quality, payload, (pad_x, pad_y)))
 
 
+def _check_temperature(temperature: float | None) -> None:
+    """A spread for z must be a finite number >= 0 (NaN or inf would decode to a black image)."""
+    if temperature is None:
+        return
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise CodecError(f"temperature must be a number, got {type(temperature).__name__}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise CodecError(f"temperature must be a finite number >= 0, got {temperature}")
+
+
 def decode(
     data: bytes | IrnFile,
     model: str | None = None,
@@ -165,6 +178,7 @@ def decode(
     overrides the model named in the file (needed for files made with a
     ``.safetensors`` path rather than a shipped model).
     """
+    _check_temperature(temperature)
     irn = data if isinstance(data, IrnFile) else container.unpack(data)
     h = irn.header
     net = zoo.load_model(model or h.model, device)

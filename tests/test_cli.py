@@ -115,6 +115,53 @@ def test_output_in_missing_folder_is_one_line_error(runner, png, tmp_path, tiny_
     assert result.exit_code == 1 and result.output.startswith("irncodec: error: cannot write")
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_non_finite_or_negative_temperature_is_one_line_error(runner, png, tmp_path, tiny_weights, value):
+    irn = tmp_path / "a.irn"
+    run(runner, "encode", png, irn, "-m", tiny_weights[2])
+    result = run(runner, "decode", irn, tmp_path / "o.png", "-m", tiny_weights[2], f"--temperature={value}")
+    assert result.exit_code != 0 and "temperature" in result.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_output_equal_to_input_is_refused_before_any_work(runner, png, tmp_path, tiny_weights):
+    before = png.read_bytes()
+    link = tmp_path / "link.png"
+    link.symlink_to(png)
+    for out in (png, link):
+        result = run(runner, "encode", png, out, "-m", tiny_weights[2])
+        assert result.exit_code == 1 and "also the input" in result.output
+        assert result.output.count("\n") == 1
+    assert png.read_bytes() == before
+
+
+def test_output_naming_a_folder_is_refused(runner, png, tmp_path, tiny_weights):
+    result = run(runner, "encode", png, f"{tmp_path}/newdir/", "-m", tiny_weights[2])
+    assert result.exit_code == 1 and "ends in '/'" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_sigterm_during_encode_exits_143_and_leaves_no_output(png, tmp_path, tiny_weights):
+    """A real process, killed by SIGTERM in the middle of the work: exit 143, no file, no temp file."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, signal
+from irncodec import codec
+from irncodec.cli import main
+real = codec.downscale
+def slow(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+codec.downscale = slow
+main(["encode", {str(png)!r}, {str(tmp_path / 'o.irn')!r}, "-m", {tiny_weights[2]!r}])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == 143 and b"terminated (SIGTERM)" in done.stderr, done.stderr.decode()[-500:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
 def test_newer_format_version_is_one_line_error(runner, png, tmp_path, tiny_weights):
     irn = tmp_path / "a.irn"
     run(runner, "encode", png, irn, "-m", tiny_weights[2])

@@ -57,6 +57,15 @@ def test_decode_is_deterministic(tiny_weights, photo):
     assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.5, "1", True])
+def test_bad_temperature_is_a_codec_error(tiny_weights, photo, bad):
+    from irncodec.errors import CodecError
+
+    data = irncodec.encode(photo, model=tiny_weights[2])
+    with pytest.raises(CodecError, match="temperature"):
+        irncodec.decode(data, model=tiny_weights[2], temperature=bad)
+
+
 def test_temperature_zero_differs_from_sampling(tiny_weights, photo):
     data = irncodec.encode(photo, codec="png", model=tiny_weights[2])
     assert irncodec.decode(data, model=tiny_weights[2], temperature=0).tobytes() != \
