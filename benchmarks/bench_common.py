@@ -6,8 +6,8 @@ script), so they import this module as ``bench_common``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import click
 
@@ -52,7 +52,7 @@ def resolve_models(scales: Sequence[int], model: str | None) -> dict[int, str]:
     models = {s: zoo.DEFAULT_MODELS[s] for s in wanted
               if s in zoo.DEFAULT_MODELS and zoo.DEFAULT_MODELS[s] in shipped}
     missing = [s for s in wanted if s not in models]
-    if scales and missing or not models:
+    if (scales and missing) or not models:
         absent = missing or wanted
         names = ", ".join(zoo.DEFAULT_MODELS.get(s, f"x{s}") for s in absent)
         raise click.UsageError(f"no shipped model for {', '.join(f'x{s}' for s in absent)} ({names}); "

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import click
-from PIL import Image
-
 from bench_common import REPO, list_images
+from PIL import Image
 from rd_curve import Coded, bits_per_pixel, load_images, measure_bicubic, measure_irncodec, parse_qualities
 
 DATASETS = REPO / ".." / "shared" / "datasets"

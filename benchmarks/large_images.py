@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import click
-
 from bench_common import DEFAULT_DATASET, REPO
 
 DEFAULT_OUT = REPO / "benchmarks" / "results"

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import DEFAULT_DATASET, list_images  # noqa: E402
+from bench_common import DEFAULT_DATASET, list_images
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATASETS = f"{DEFAULT_DATASET},{DEFAULT_DATASET.parent / 'set14'}"

@@ -9,29 +9,36 @@ header included) in bits per HR pixel. Distortion is measured on 8-bit RGB per
 image and then averaged over images, as CompressAI reports Kodak results.
 Y-PSNR crops ``scale`` border pixels (1 for the full-size codecs); MS-SSIM
 is NaN for images of 160 px or less a side and left out of that mean.
-Every baseline runs in the same process on the same images. Outputs in
-``--out``: ``rd_points.csv``, ``rd_summary.json``, ``rd_curve.png`` and
-``bd_rate.md``.
+Every baseline runs in the same process on the same images.
+
+``irncodec-envelope`` is the codec's best mean point at each rate over every
+irncodec series measured (scales, LR codecs, qualities): what a user who picks
+the best fixed setting for a size gets. ``bd_rate.md`` also compares it (and
+each series) with the full-size codecs and bicubic+JPEG over ``--bd-range``
+(default 0.1-0.5 bpp, where downscaling pays), not just over wherever two
+curves happen to overlap. Outputs in ``--out``: ``rd_points.csv``,
+``rd_summary.json``, ``rd_curve.png`` and ``bd_rate.md``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import click
-from PIL import Image, features
-
 from bench_common import DEFAULT_DATASET, list_images, resolve_models, scales_option
+from PIL import Image, features
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -46,6 +53,10 @@ EXTRA_BASELINE_QUALITIES = (5, 10, 20)
 #: Curves every irncodec curve is compared with in ``bd_rate.md``.
 BD_ANCHORS = ("jpeg-420", "webp")
 BD_MIN_POINTS = 4
+#: The envelope's name, and the anchors it is compared with over ``--bd-range``.
+ENVELOPE = "irncodec-envelope"
+RANGE_ANCHORS = ("jpeg-420", "webp", "avif", "bicubic-x2-jpeg", "bicubic-x4-jpeg")
+DEFAULT_BD_RANGE = (0.1, 0.5)
 
 
 # --- quality lists -------------------------------------------------------------
@@ -481,6 +492,109 @@ def bd_table(summary: dict[str, dict[str, Any]], anchors: Sequence[str] = BD_ANC
     return rows
 
 
+def envelope(summary: dict[str, dict[str, Any]], prefix: str = "irncodec-") -> dict[str, Any] | None:
+    """The best mean point at each rate over every ``prefix`` series (upper-left Pareto frontier of PSNR).
+
+    Each point keeps its ``series`` and ``quality``, so the table shows which path wins where.
+    """
+    points = [{**p, "series": name} for name, curve in summary.items()
+              if name.startswith(prefix) and name != ENVELOPE for p in curve["points"]
+              if math.isfinite(p.get("bpp", math.nan)) and math.isfinite(p.get("psnr", math.nan))]
+    frontier: list[dict[str, Any]] = []
+    for point in sorted(points, key=lambda p: (p["bpp"], -p["psnr"])):
+        if not frontier or point["psnr"] > frontier[-1]["psnr"]:
+            frontier.append(point)
+    return {"scale": None, "codec": None, "points": frontier} if frontier else None
+
+
+def _interpolator(xs: Sequence[float], ys: Sequence[float]) -> Callable[[float], float]:
+    """Monotone piecewise-cubic (PCHIP) through the points; x must be strictly rising."""
+    from scipy.interpolate import PchipInterpolator
+
+    f = PchipInterpolator(xs, ys, extrapolate=False)
+    return lambda x: float(f(x))
+
+
+def _mean_gap(f: Callable[[float], float], g: Callable[[float], float], lo: float, hi: float,
+              steps: int = 200) -> float:
+    """Mean of f - g over [lo, hi] (trapezoid rule on a fine grid)."""
+    xs = [lo + (hi - lo) * i / steps for i in range(steps + 1)]
+    gaps = [f(x) - g(x) for x in xs]
+    return (sum(gaps) - (gaps[0] + gaps[-1]) / 2) / steps
+
+
+def _window(rates: list[float], values: list[float], lo: float, hi: float) -> tuple[list[float], list[float]]:
+    """The points within lo..hi bpp plus the nearest one outside on each side (to interpolate to the edges)."""
+    first = max([i for i, r in enumerate(rates) if r <= lo], default=0)
+    last = min([i for i, r in enumerate(rates) if r >= hi], default=len(rates) - 1)
+    return rates[first:last + 1], values[first:last + 1]
+
+
+def bd_in_range(anchor: dict[str, Any], test: dict[str, Any], lo: float, hi: float,
+                key: str = "psnr") -> dict[str, Any]:
+    """BD-PSNR and BD-rate of ``test`` against ``anchor`` restricted to ``lo``..``hi`` bpp.
+
+    BD-PSNR: mean metric gap over log-rate in the part of [lo, hi] both curves
+    span. BD-rate: mean log-rate gap over the metric range the anchor covers in
+    that window (clipped to the test's range), as a percentage. Only points in
+    the window (and one beyond each edge) count, so a curve that flattens far
+    outside it changes nothing. PCHIP interpolation, so a curve is never
+    extrapolated; ``span`` says what part of the window was compared.
+    """
+    ra, da = _window(*_sorted_unique(*_points(anchor, key)), lo, hi)
+    rt, dt = _window(*_sorted_unique(*_points(test, key)), lo, hi)
+    result: dict[str, Any] = {"bd_rate": None, "bd_metric": None, "span": None, "note": ""}
+    lo_r, hi_r = max(lo, ra[0] if ra else hi, rt[0] if rt else hi), min(hi, ra[-1] if ra else lo,
+                                                                         rt[-1] if rt else lo)
+    if min(len(ra), len(rt)) < 2 or hi_r <= lo_r:
+        return {**result, "note": f"no points of both curves within {lo:g}-{hi:g} bpp"}
+    result["span"] = (lo_r, hi_r)
+    anchor_at = _interpolator([math.log(r) for r in ra], da)
+    test_at = _interpolator([math.log(r) for r in rt], dt)
+    result["bd_metric"] = _mean_gap(test_at, anchor_at, math.log(lo_r), math.log(hi_r))
+    # BD-rate over the anchor's metric range in the window, where both curves reach.
+    d_lo, d_hi = anchor_at(math.log(lo_r)), anchor_at(math.log(hi_r))
+    if all(a < b for a, b in itertools.pairwise(da)) and all(a < b for a, b in itertools.pairwise(dt)):
+        d_lo, d_hi = max(d_lo, dt[0]), min(d_hi, dt[-1])
+        if d_hi > d_lo:
+            log_rate_anchor = _interpolator(da, [math.log(r) for r in ra])
+            log_rate_test = _interpolator(dt, [math.log(r) for r in rt])
+            result["bd_rate"] = 100 * (math.exp(_mean_gap(log_rate_test, log_rate_anchor, d_lo, d_hi)) - 1)
+        else:
+            result["note"] = "no common quality range: BD-rate undefined"
+    else:
+        result["note"] = "quality not rising with rate: BD-rate undefined"
+    return result
+
+
+def range_table(summary: dict[str, dict[str, Any]], lo: float, hi: float,
+                anchors: Sequence[str] = RANGE_ANCHORS) -> list[dict[str, Any]]:
+    """BD rows over lo..hi bpp: the envelope and each rescaling series against each measured anchor."""
+    tests = [m for m in summary if m.startswith(("irncodec-", "bicubic-")) and not m.endswith("-png")]
+    tests.sort(key=lambda m: (m != ENVELOPE, m))
+    return [{"test": test, "anchor": anchor, **bd_in_range(summary[anchor], summary[test], lo, hi)}
+            for test in tests for anchor in anchors if anchor in summary and anchor != test]
+
+
+def range_markdown(rows: Sequence[dict[str, Any]], envelope_curve: dict[str, Any] | None,
+                   lo: float, hi: float) -> str:
+    """The --bd-range tables: BD against each anchor, then the envelope's points."""
+    lines = [f"## Over {lo:g}-{hi:g} bpp (PCHIP, window clipped to where both curves have points)\n",
+             "| test | anchor | BD-rate PSNR (%) | BD-PSNR (dB) | compared over (bpp) | note |",
+             "| --- | --- | ---: | ---: | --- | --- |"]
+    for r in rows:
+        span = "—" if r["span"] is None else f"{r['span'][0]:.3f}-{r['span'][1]:.3f}"
+        lines.append(f"| {r['test']} | {r['anchor']} | {_fmt(r['bd_rate'], '+.1f')} | "
+                     f"{_fmt(r['bd_metric'], '+.2f')} | {span} | {r['note']} |")
+    if envelope_curve:
+        lines += ["", f"### {ENVELOPE}: the best series at each rate", "",
+                  "| bpp | PSNR | series | quality |", "| ---: | ---: | --- | ---: |"]
+        for p in envelope_curve["points"]:
+            quality = "" if p.get("quality") is None else str(p["quality"])
+            lines.append(f"| {p['bpp']:.3f} | {p['psnr']:.2f} | {p['series']} | {quality} |")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None or not math.isfinite(value) else format(value, spec)
 
@@ -640,12 +754,16 @@ def warm_up(models: Iterable[str], device: str) -> None:
 
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, Any]],
-                  meta: dict[str, Any], with_dists: bool, dataset: Path) -> str:
+                  meta: dict[str, Any], with_dists: bool, dataset: Path,
+                  bd_range: tuple[float, float] = DEFAULT_BD_RANGE) -> str:
     """All four output files; returns the BD markdown."""
     out.mkdir(parents=True, exist_ok=True)
     columns = [c for c in COLUMNS if with_dists or c != "dists"]
     write_csv(out / "rd_points.csv", rows + means, columns)
     summary = summarize(means)
+    best = envelope(summary)
+    if best is not None and sum(m.startswith("irncodec-") for m in summary) > 1:
+        summary[ENVELOPE] = best
     with open(out / "rd_summary.json", "w") as f:
         json.dump(_json_safe({"meta": meta, "methods": summary}), f, indent=2)
         f.write("\n")
@@ -658,10 +776,23 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
         bd_md = bd_markdown(bd_table(summary, key="psnr"), bd_table(summary, key="ms_ssim"))
     else:
         bd_md = f"No BD-rate: its anchors ({', '.join(BD_ANCHORS)}) were not measured (--no-baselines).\n"
+    if any(anchor in summary for anchor in RANGE_ANCHORS):
+        bd_md += "\n" + range_markdown(range_table(summary, *bd_range), summary.get(ENVELOPE), *bd_range)
     header = (f"# BD-rate of rescaling curves ({meta['dataset_name']}, {len(meta['images'])} images)\n\n"
-              "Akima interpolation (bjontegaard); negative BD-rate = fewer bits for the same quality.\n\n")
+              "Akima interpolation (bjontegaard) over wherever two curves overlap; negative BD-rate = "
+              "fewer bits for the same quality.\n\n")
     (out / "bd_rate.md").write_text(header + bd_md)
     return bd_md
+
+
+def _bd_range_option(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give two numbers, LO,HI (bits per pixel)") from None
+    if not 0 < lo < hi:
+        raise click.BadParameter(f"need 0 < LO < HI, got {lo:g},{hi:g}")
+    return lo, hi
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -684,9 +815,11 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch.set_num_threads (default: torch's choice).")
 @click.option("--no-baselines", is_flag=True, help="Measure irncodec only.")
+@click.option("--bd-range", default=f"{DEFAULT_BD_RANGE[0]},{DEFAULT_BD_RANGE[1]}", show_default=True,
+              callback=_bd_range_option, help="LO,HI bpp window of the windowed BD table.")
 def main(qualities: list[int], dataset: Path, scales: list[int], codecs: list[str], model: str | None,
          out: Path, device: str, limit: int | None, temperature: float | None, threads: int | None,
-         no_baselines: bool) -> None:
+         no_baselines: bool, bd_range: tuple[float, float]) -> None:
     """Measure rate-distortion curves of irncodec and baselines on a dataset."""
     if threads is not None:
         import torch
@@ -713,7 +846,8 @@ def main(qualities: list[int], dataset: Path, scales: list[int], codecs: list[st
             "images": [name for name, _ in images], "models": series_models,
             "device": device, "temperature": temperature, "qualities": qualities,
             "dists": dists is not None, "notes": notes}
-    bd_md = write_outputs(out, rows, means, meta, dists is not None, dataset)
+    meta["bd_range"] = list(bd_range)
+    bd_md = write_outputs(out, rows, means, meta, dists is not None, dataset, bd_range)
     click.echo(summary_markdown(means, dists is not None))
     click.echo(bd_md)
     click.echo(f"wrote {out}/rd_points.csv, rd_summary.json, rd_curve.png, bd_rate.md")

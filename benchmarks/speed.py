@@ -25,11 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import click
-
 from bench_common import DEFAULT_DATASET, list_images, resolve_models, scales_option
 
 REPO = Path(__file__).resolve().parents[1]

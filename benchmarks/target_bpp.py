@@ -23,8 +23,8 @@ from PIL import Image, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import DEFAULT_DATASET, list_images  # noqa: E402
-from rd_curve import PILLOW_BASELINES, measure_bicubic, measure_pillow  # noqa: E402
+from bench_common import DEFAULT_DATASET, list_images
+from rd_curve import PILLOW_BASELINES, measure_bicubic, measure_pillow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,10 +121,15 @@ def main(dataset: Path, images: str, targets: str, out: Path) -> None:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         ours = [r for r in rows if r[0] == target and r[2] == "irncodec"]
         lines.append("")
-        lines.append(f"irncodec files at {min(r[3] for r in ours) / target:.2f}x–{max(r[3] for r in ours) / target:.2f}x "
-                     "of the target. Mean gain of irncodec: " + ", ".join(
-                         f"{m} {np.mean([o[4] for o in ours]) - np.mean([r[4] for r in rows if r[0] == target and r[2] == m]):+.2f} dB"
-                         for m in methods if all(r[4] is not None for r in rows if r[0] == target and r[2] == m)) + ".")
+        low, high = min(r[3] for r in ours) / target, max(r[3] for r in ours) / target
+        mine = np.mean([o[4] for o in ours])
+        gains = []
+        for m in methods:
+            theirs = [r[4] for r in rows if r[0] == target and r[2] == m]
+            if all(v is not None for v in theirs):
+                gains.append(f"{m} {mine - np.mean(theirs):+.2f} dB")
+        lines.append(f"irncodec files at {low:.2f}x–{high:.2f}x of the target. "
+                     f"Mean gain of irncodec: {', '.join(gains)}.")
         lines.append("")
     out.mkdir(parents=True, exist_ok=True)
     (out / "target_bpp.md").write_text("\n".join(lines))

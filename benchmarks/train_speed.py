@@ -41,7 +41,7 @@ def time_variant(config: str, threads: int, overrides: dict, compiled: bool, ste
 
     import torch
 
-    from irncodec.train import Trainer, TrainConfig
+    from irncodec.train import TrainConfig, Trainer
 
     torch.set_num_threads(threads)
     cfg = TrainConfig.from_yaml(config, {**overrides, "threads": threads, "device": "cpu"})

@@ -68,7 +68,7 @@ class Campaign:
     max_file_mb: float = 15.0
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "Campaign":
+    def from_yaml(cls, path: str | os.PathLike) -> Campaign:
         base = Path(path).resolve().parent
         try:
             with open(path) as f:
@@ -158,9 +158,9 @@ def probe_speed(config_path: str, overrides: dict[str, Any], variants: list[dict
     """Seconds per training step of one config under each variant of its options."""
     import torch
 
-    from .train import Trainer, TrainConfig
+    from .train import TrainConfig, Trainer
 
-    results = []
+    results: list[dict[str, Any]] = []
     for i, variant in enumerate([{}] + list(variants)):
         config = TrainConfig.from_yaml(config_path, {**overrides, **variant})
         if config.threads:
@@ -226,7 +226,7 @@ def run_campaign(campaign_path: str | os.PathLike, out_dir: str | os.PathLike,
         gpus = torch.cuda.device_count()
         summary["device"] = torch.cuda.get_device_name(0) if gpus else "cpu"
         summary["torch"] = torch.__version__
-    except Exception as exc:  # noqa: BLE001 - the summary just says so
+    except Exception as exc:
         gpus, summary["device"] = 0, f"unknown ({exc})"
 
     if campaign.probe and iterations is None:
@@ -273,7 +273,7 @@ def _spawn(kind: str, args: dict[str, Any], run_dir: Path, gpu: int | None) -> s
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    log = open(run_dir / "console.log", "w")
+    log = open(run_dir / "console.log", "w")  # noqa: SIM115 (the child process writes it; closed by the OS)
     cmd = [sys.executable, "-m", "irncodec.campaign", "_worker", kind, str(run_dir / "args.json")]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -342,8 +342,6 @@ def build_data_pack(sources: list[str | os.PathLike], dest: str | os.PathLike, b
     """
     import hashlib
     import shutil
-
-    from PIL import Image
 
     from .data import find_images
     from .imageio import load_image

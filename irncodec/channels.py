@@ -26,7 +26,7 @@ no calibrated WebP rate estimate, so a rate-aware ``webp`` channel is refused.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -37,7 +37,7 @@ from .jpeg_proxy import DiffJPEG, jpeg_bits
 from .lr_codecs import get_codec
 
 #: LR batch -> (what the decoder sees, estimated bits per image or None).
-Channel = Callable[[Tensor], tuple[Tensor, Optional[Tensor]]]
+Channel = Callable[[Tensor], tuple[Tensor, Tensor | None]]
 
 #: Channel kinds and whether they can run without the real codec.
 KINDS = {"jpeg": True, "webp": False}

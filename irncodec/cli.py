@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -40,27 +40,27 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated(signum)
 
 
-def install_signal_handlers() -> dict[int, object]:
+def install_signal_handlers() -> dict[int, Any]:
     """SIGTERM and SIGHUP unwind like Ctrl-C does (the default would kill without cleanup).
 
     Returns the handlers they replace, for :func:`restore_signal_handlers`.
     """
-    previous = {}
+    previous: dict[int, Any] = {}
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             previous[sig] = signal.signal(sig, _terminate)
     return previous
 
 
-def restore_signal_handlers(previous: dict[int, object]) -> None:
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
-        signal.signal(sig, handler)  # type: ignore[arg-type]
+        signal.signal(sig, handler)
 
 
 class _Group(click.Group):
     """Turns library errors, Ctrl-C, SIGTERM and SIGHUP into one line and a non-zero exit."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         from .errors import IrnError
 
         previous = install_signal_handlers()
@@ -198,9 +198,7 @@ def info(file: Path) -> None:
 def models() -> None:
     """List the pretrained models."""
     from .lr_codecs import available_codecs
-    from .zoo import DEFAULT_MODELS, available_models, default_model
-
-    from .zoo import ENTROPY_MODELS
+    from .zoo import DEFAULT_MODELS, ENTROPY_MODELS, available_models, default_model
 
     defaults = {default_model(scale, codec) for scale in DEFAULT_MODELS
                 for codec in available_codecs() if codec != "entropy"}
@@ -210,7 +208,8 @@ def models() -> None:
     width = max(map(len, models), default=0)
     for name, entry in models.items():
         mark = "*" if name in defaults else " "
-        click.echo(f"{mark} {name:{width}} x{entry['scale']}  {entry.get('parameters') or 0:>9,} params  {entry['description']}")
+        params = entry.get("parameters") or 0
+        click.echo(f"{mark} {name:{width}} x{entry['scale']}  {params:>9,} params  {entry['description']}")
 
 
 @main.command()

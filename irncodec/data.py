@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -40,7 +41,7 @@ class RandomCrops:
     resumed run sees exactly the batches an uninterrupted run would.
     """
 
-    def __init__(self, folders: list[str | os.PathLike], patch_size: int, seed: int = 0) -> None:
+    def __init__(self, folders: Sequence[str | os.PathLike], patch_size: int, seed: int = 0) -> None:
         paths = [p for folder in folders for p in find_images(folder)]
         self.images = [img for img in map(load_rgb_uint8, paths) if min(img.shape[1:]) >= patch_size]
         if not self.images:

@@ -87,7 +87,7 @@ def _read_image(fp: BinaryIO, name: str) -> Image.Image:
         except UnidentifiedImageError:
             raise ImageError(f"cannot identify image file {name}: not an image, "
                              "or a format Pillow cannot read") from None
-        except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
+        except Exception as err:
             raise ImageError(f"cannot read image {name}: {err}") from err
 
 
@@ -177,6 +177,7 @@ def merge_alpha(rgb: Image.Image, alpha: Image.Image | None, mode: str) -> Image
         return rgb
     if mode == "L":
         return rgb.convert("L")
+    assert alpha is not None  # checked above: the mode has an alpha plane
     if mode == "LA":
         return Image.merge("LA", (rgb.convert("L"), alpha))
     return Image.merge("RGBA", (*rgb.split(), alpha))
@@ -207,7 +208,7 @@ def decode_alpha(data: bytes, size: tuple[int, int]) -> Image.Image:
         raise
     except UnidentifiedImageError:
         raise CodecError("alpha plane is not a PNG") from None
-    except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
+    except Exception as err:
         raise CodecError(f"alpha plane is not a valid PNG: {err}") from err
 
 

@@ -58,8 +58,8 @@ crop, against 26 and 32 dB for the real thing); it is exact in eval mode.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Integral
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -62,6 +62,11 @@ class LRCodec(ABC):
         this codec's format, or is not exactly ``size``.
         """
 
+    def encode_with_reconstruction(self, image: Image.Image, quality: int) -> tuple[bytes, Image.Image]:
+        """The payload and the image a decoder will get from it (codecs that know it sooner override this)."""
+        data = self.encode(image, quality)
+        return data, self.decode(data, image.size)
+
 
 def _as_int(quality: Any) -> int:
     """``quality`` as an int (numpy ints too), or CodecError for floats, strings, bools."""
@@ -151,7 +156,7 @@ class PillowCodec(LRCodec):
             raise
         except UnidentifiedImageError:
             raise CodecError(f"LR payload is not a {self.name} stream") from None
-        except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
+        except Exception as err:
             raise CodecError(f"LR payload is not a valid {self.name} stream: {err}") from err
 
     @staticmethod

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -142,8 +142,8 @@ def _dists_layer_weights(dists_path: Path) -> list[Tensor]:
         if not isinstance(value, Tensor) or value.dim() != 4 or value.shape[1] != total:
             raise DistsUnavailable(f"{dists_path} lacks a [1,{total},1,1] '{key}' tensor; "
                                    "so the DISTS column is left out")
-    weights = list(torch.split(state["alpha"].float(), DISTS_CHANNELS, dim=1))
-    weights.extend(torch.split(state["beta"].float(), DISTS_CHANNELS, dim=1))
+    weights = list(torch.split(state["alpha"].float(), list(DISTS_CHANNELS), dim=1))
+    weights.extend(torch.split(state["beta"].float(), list(DISTS_CHANNELS), dim=1))
     return weights
 
 

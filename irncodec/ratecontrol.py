@@ -6,15 +6,16 @@ shipped scale with each lossy LR codec (its default model for that codec), and
 each rate level of a codec whose levels are models of their own (the learned
 entropy coder). For a Pillow codec the network's LR image is made once and its
 quality is bisected (file size grows with quality) to the largest whose whole
-file fits; per-level models are bisected over their levels the same way. Each path's fitting file is then decoded exactly as
+file fits; per-level models are bisected over their levels the same way. Each
+path's fitting file is then decoded exactly as
 :func:`irncodec.decode` would, and the one closest to the original (RGB PSNR)
 is kept. Sizes are those of the packed ``.irn`` file, header and alpha included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -137,7 +138,8 @@ def _search_path(source: Source, codec: str, scale: int, subsampling: str | None
                 net, model_ref, lr_codec, quality = load_encoder(codec, levels[index], scale, None, None, device)
                 lr_image, px, py = downscale(net, source.rgb, device)
                 payload, decoded_lr = lr_codec.encode_with_reconstruction(lr_image, quality)
-                made[index] = (net, model_ref, decoded_lr, source.file(net, model_ref, codec, quality, payload, (px, py)))
+                packed = source.file(net, model_ref, codec, quality, payload, (px, py))
+                made[index] = (net, model_ref, decoded_lr, packed)
             return made[index][3].size
 
         index = largest_fitting(0, len(levels) - 1, level_size, budget) if levels else None

@@ -15,7 +15,7 @@ values: the same file always decodes to the same pixels.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

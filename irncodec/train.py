@@ -42,12 +42,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
-from collections import Counter
 import os
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -55,13 +56,14 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
-from .channels import make_channel
-from .errors import ConfigError
+from .channels import Channel, make_channel
 from .data import RandomCrops, find_images, load_rgb_uint8
+from .errors import ConfigError
 from .imageio import image_to_tensor, tensor_to_image
 from .lr_codecs import get_codec
 from .metrics import psnr, quantize_8bit
 from .models import IRN, IRNConfig, count_parameters
+
 
 @dataclass
 class TrainConfig:
@@ -123,7 +125,7 @@ class TrainConfig:
     channels_last: bool = False
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> "TrainConfig":
+    def from_yaml(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> TrainConfig:
         """Load a config; relative folders are taken from the YAML file's folder.
 
         ``overrides`` replace top-level keys (``model`` is merged key by key);
@@ -180,7 +182,7 @@ def network_autocast(device: torch.device, precision: str) -> contextlib.Abstrac
 
 
 def irn_losses(model: IRN, hr: Tensor,
-               lr_channel: Callable[[Tensor], Tensor] | None = None,
+               lr_channel: Channel | None = None,
                precision: str = "fp32") -> dict[str, Tensor]:
     """The loss terms for one batch, each per image.
 
@@ -203,7 +205,7 @@ def irn_losses(model: IRN, hr: Tensor,
     if model.lr_coder is not None:
         decoded, likelihoods = model.lr_coder(received)
         received = quantize_ste(decoded.clamp(0, 1))
-        extra["rate"] = sum(-torch.log2(v).sum() for v in likelihoods.values()) / n
+        extra["rate"] = torch.stack([-torch.log2(v).sum() for v in likelihoods.values()]).sum() / n
         extra["thumb"] = ((received - bicubic) ** 2).sum() / n
     with network_autocast(hr.device, precision):
         upscaled = model.upscale(received).float()
@@ -220,7 +222,7 @@ def irn_losses(model: IRN, hr: Tensor,
 class _LossModule(nn.Module):
     """Model + LR channel -> losses, as one module so DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: IRN, lr_channel: Callable[[Tensor], Tensor] | None,
+    def __init__(self, model: IRN, lr_channel: Channel | None,
                  precision: str = "fp32") -> None:
         super().__init__()
         self.model = model
@@ -293,7 +295,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         aux = {n for n, _ in self._aux_parameters()}
         trained = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad and n not in aux]
-        groups = [{"params": [p for n, p in trained if not n.startswith("lr_coder.")]}]
+        groups: list[dict[str, Any]] = [{"params": [p for n, p in trained if not n.startswith("lr_coder.")]}]
         coder = [p for n, p in trained if n.startswith("lr_coder.")]
         if coder:
             groups.append({"params": coder, "lr": config.coder_lr or config.lr})
@@ -378,7 +380,7 @@ class Trainer:
             print(f"note: checkpoint was written by {len(ranks)} process(es), this run has "
                   f"{self.world_size}: the run continues, but not bit-exactly")
 
-    def _lr_channel(self) -> Callable[[Tensor], Tensor] | None:
+    def _lr_channel(self) -> Channel | None:
         c = self.config
         if c.model.lr_coder != "none":
             if c.lr_proxy is not None or c.model.architecture == "sain":
@@ -440,7 +442,7 @@ class Trainer:
                                            c.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        if self.aux_optimizer is not None:
+        if self.aux_optimizer is not None and self.model.lr_coder is not None:
             self.aux_optimizer.zero_grad(set_to_none=True)
             losses["aux"] = self.model.lr_coder.aux_loss()
             losses["aux"].backward()
@@ -540,7 +542,7 @@ class Trainer:
         return rate
 
     def run(self, progress: bool = True, stop_at: int | None = None, deadline: float | None = None,
-            on_checkpoint: Callable[["Trainer"], None] | None = None) -> None:
+            on_checkpoint: Callable[[Trainer], None] | None = None) -> None:
         """Train up to ``stop_at`` (default: the end), checkpointing on the way and at the stop.
 
         ``deadline`` (a ``time.monotonic()`` value) stops early, with a
@@ -554,7 +556,7 @@ class Trainer:
         if self.is_main:
             log_path = self.run_dir / "log.csv"
             new_log = not log_path.exists()
-            log_file = open(log_path, "a", newline="")
+            log_file = open(log_path, "a", newline="")  # noqa: SIM115 (closed in the finally below)
             log = csv.DictWriter(log_file, self.log_fields(), extrasaction="ignore")
             if new_log:
                 log.writeheader()
@@ -670,6 +672,8 @@ def evaluate(model: IRN, images: list[Tensor], temperature: float | None = None,
     generator = torch.Generator(device=images[0].device if images else "cpu").manual_seed(0)
     coder = None
     if lr_codec == "entropy":
+        if model.lr_coder is None:
+            raise ConfigError("entropy validation needs a model with an LR entropy coder")
         coder = copy.deepcopy(model.lr_coder).eval()
         coder.update(force=True, update_quantiles=True)  # as export does
     with torch.no_grad():

@@ -28,7 +28,6 @@ import tempfile
 from pathlib import Path
 
 
-
 def _coverage_instrumented():
     """When run as the fuzzer, instrument irncodec and Pillow (not all of torch) for coverage."""
     if __name__ != "__main__":
@@ -40,6 +39,7 @@ def _coverage_instrumented():
 
 with _coverage_instrumented():
     from PIL import JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401  (else loaded lazily)
+
     import irncodec
     from irncodec import container, zoo
     from irncodec.container import CODEC_IDS, MODE_IDS, Header

@@ -177,6 +177,44 @@ def test_bd_table_compares_the_entropy_path_with_irncodecs_own_paths():
     assert anchors == {"jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-webp"}
 
 
+def test_envelope_keeps_the_best_point_at_each_rate_and_names_its_series():
+    summary = {"irncodec-x2-jpeg": _curve([0.1, 0.2, 0.4], [25, 27, 28]),
+               "irncodec-x4-jpeg": _curve([0.05, 0.15, 0.3], [24, 26.5, 27]),
+               "jpeg-420": _curve([0.01, 1.0], [40, 50])}  # not irncodec: never in the envelope
+    best = rd.envelope(summary)
+    assert [(p["bpp"], p["psnr"], p["series"]) for p in best["points"]] == [
+        (0.05, 24, "irncodec-x4-jpeg"), (0.1, 25, "irncodec-x2-jpeg"), (0.15, 26.5, "irncodec-x4-jpeg"),
+        (0.2, 27, "irncodec-x2-jpeg"), (0.4, 28, "irncodec-x2-jpeg")]
+    assert rd.envelope({"jpeg-420": summary["jpeg-420"]}) is None
+
+
+def test_bd_in_range_measures_only_inside_the_window():
+    rates = [0.05, 0.1, 0.2, 0.4, 0.8, 1.6]
+    anchor = _curve(rates, [24, 26, 28, 30, 32, 34])  # 2 dB per doubling
+    # Test: 10 % fewer bits at the same quality up to 0.5 bpp, far worse above it.
+    test = _curve([0.9 * r for r in rates[:4]] + [0.8, 1.6], [24, 26, 28, 30, 25, 26])
+    inside = rd.bd_in_range(anchor, test, 0.1, 0.36)
+    assert inside["bd_rate"] == pytest.approx(-10.0, abs=0.01)
+    assert inside["bd_metric"] == pytest.approx(2 * math.log2(1 / 0.9), abs=0.01)
+    assert inside["span"] == pytest.approx((0.1, 0.36))
+    assert rd.bd_pair(anchor, test)["bd_rate"] > 0  # the whole-range BD sees the bad high rates
+    apart = rd.bd_in_range(anchor, _curve([2, 3], [35, 36]), 0.1, 0.5)
+    assert apart["bd_rate"] is None and "no points" in apart["note"]
+
+
+def test_range_table_puts_the_envelope_first_against_every_measured_anchor():
+    c = _curve([0.1, 0.2, 0.4, 0.8], [26, 28, 30, 32])
+    summary = {m: c for m in ("jpeg-420", "avif", "irncodec-x2-jpeg", rd.ENVELOPE, "bicubic-x2-jpeg")}
+    rows = rd.range_table(summary, 0.1, 0.5)
+    assert rows[0]["test"] == rd.ENVELOPE
+    assert {(r["test"], r["anchor"]) for r in rows} == {
+        (t, a) for t in (rd.ENVELOPE, "irncodec-x2-jpeg", "bicubic-x2-jpeg")
+        for a in ("jpeg-420", "avif", "bicubic-x2-jpeg") if t != a}
+    assert all(r["bd_rate"] == pytest.approx(0, abs=1e-9) for r in rows)
+    text = rd.range_markdown(rows, rd.envelope({"irncodec-x2-jpeg": c}), 0.1, 0.5)
+    assert "Over 0.1-0.5 bpp" in text and "| 0.200 | 28.00 | irncodec-x2-jpeg |" in text
+
+
 # --- the whole harness -------------------------------------------------------------
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -217,7 +255,9 @@ def test_harness_writes_points_means_and_reports(tiny_weights, dataset, tmp_path
     assert summary["meta"]["dists"] is False and summary["meta"]["images"] == ["img0", "img1"]
     assert len(summary["methods"]["jpeg-420"]["points"]) >= 4
     assert (out / "rd_curve.png").stat().st_size > 1000
-    assert "irncodec-x2-jpeg" in (out / "bd_rate.md").read_text()
+    bd_text = (out / "bd_rate.md").read_text()
+    assert "irncodec-x2-jpeg" in bd_text and "Over 0.1-0.5 bpp" in bd_text
+    assert rd.ENVELOPE in summary["methods"] and summary["meta"]["bd_range"] == [0.1, 0.5]
     assert "| method |" in result.output
 
 
@@ -395,7 +435,7 @@ def test_kodak_download_verifies_checksums(tmp_path):
     (server / "b.png").write_bytes(bad)
     sums = {"a.png": get_kodak.sha256_of(good), "b.png": get_kodak.sha256_of(good)}
     out = tmp_path / "kodak"
-    with pytest.raises(ValueError, match="b.png: checksum mismatch"):
+    with pytest.raises(ValueError, match=r"b\.png: checksum mismatch"):
         get_kodak.download(out, server.as_uri() + "/", sums)
     assert sorted(p.name for p in out.iterdir()) == ["a.png"]  # nothing half-written
     sums["b.png"] = get_kodak.sha256_of(bad)
@@ -416,7 +456,7 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
     from irncodec import zoo
 
     shipped = {"irn-x2-small": tiny_weights[2], "sain-x2-jpeg-small": tiny_sain_weights[2]}
-    monkeypatch.setattr(zoo, "_manifest", lambda: dict.fromkeys(shipped, {"scale": 2}))
+    monkeypatch.setattr(zoo, "_manifest", lambda: {name: {"scale": 2} for name in shipped})
     monkeypatch.setattr(zoo, "_resolve", lambda name: (Path(shipped.get(name, name)), None))
     monkeypatch.setattr(zoo, "model_scale", lambda name: 2)
     zoo._load_cached.cache_clear()

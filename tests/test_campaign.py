@@ -18,7 +18,7 @@ from PIL import Image
 from irncodec import zoo
 from irncodec.campaign import LOGS_NAME, Campaign, build_data_pack, run_campaign
 from irncodec.errors import ConfigError
-from irncodec.train import Trainer, TrainConfig
+from irncodec.train import TrainConfig, Trainer
 
 from .conftest import photo_like
 

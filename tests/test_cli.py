@@ -61,7 +61,7 @@ def test_bad_irn_is_one_line_error_and_no_output(runner, tmp_path, content, tiny
 @pytest.mark.parametrize("make_input", [
     lambda p: p / "missing.png",
     lambda p: p,  # a directory
-    lambda p: (p / "empty.png").write_bytes(b"") and p / "empty.png" or p / "empty.png",
+    lambda p: ((p / "empty.png").write_bytes(b"") and p / "empty.png") or p / "empty.png",
     lambda p: (p / "text.png").write_text("not an image") and p / "text.png",
 ])
 def test_bad_image_is_one_line_error(runner, tmp_path, make_input, tiny_weights):

@@ -7,8 +7,8 @@ from PIL import Image
 import irncodec
 from irncodec import container
 from irncodec.errors import CodecError, FormatError, ImageError, ModelError
-from irncodec.metrics import psnr
 from irncodec.imageio import image_to_tensor
+from irncodec.metrics import psnr
 
 from .conftest import photo_like
 
@@ -38,7 +38,7 @@ def test_odd_and_tiny_sizes(tiny_weights, size):
 @pytest.mark.parametrize("mode", ["L", "1", "P", "RGBA", "LA", "CMYK", "I;16"])
 def test_modes_restore(tiny_weights, photo, mode):
     img = photo.convert(mode) if mode != "I;16" else Image.fromarray(
-        (np.asarray(photo.convert("L"), dtype=np.uint16) * 257))
+        np.asarray(photo.convert("L"), dtype=np.uint16) * 257)
     if mode in ("RGBA", "LA"):
         alpha = Image.linear_gradient("L").resize(photo.size)
         img.putalpha(alpha)

@@ -1,9 +1,16 @@
 """Atomic outputs: complete or absent, never half-written."""
 
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+
 import pytest
 
 from irncodec.errors import OutputError
-from irncodec.fileio import atomic_output, atomic_write_bytes
+from irncodec.fileio import atomic_output, atomic_write_bytes, check_output
 
 
 def test_write_and_replace(tmp_path):
@@ -16,19 +23,17 @@ def test_write_and_replace(tmp_path):
 def test_failure_leaves_nothing_and_keeps_old_file(tmp_path):
     path = tmp_path / "out.bin"
     path.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_output(path) as f:
-            f.write(b"partial")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_output(path) as f:
+        f.write(b"partial")
+        raise RuntimeError("boom")
     assert path.read_bytes() == b"old" and list(tmp_path.iterdir()) == [path]
 
 
 def test_interrupt_leaves_nothing(tmp_path):
     path = tmp_path / "out.bin"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output(path) as f:
-            f.write(b"partial")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_output(path) as f:
+        f.write(b"partial")
+        raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
 
 
@@ -39,17 +44,6 @@ def test_unwritable_target_is_output_error(tmp_path, where):
 
 
 # --- careful writes: modes, links, special files, refusals ---------------------------
-
-import os
-import signal
-import stat
-import subprocess
-import sys
-import threading
-
-from irncodec.fileio import check_output
-
-
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
@@ -104,10 +98,9 @@ def test_in_place_failure_leaves_the_target_alone(tmp_path):
     a = tmp_path / "a.bin"
     a.write_bytes(b"old")
     os.link(a, tmp_path / "b.bin")
-    with pytest.raises(RuntimeError):
-        with atomic_output(a) as f:
-            f.write(b"partial")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_output(a) as f:
+        f.write(b"partial")
+        raise RuntimeError("boom")
     assert a.read_bytes() == b"old"
 
 

@@ -12,8 +12,15 @@ from PIL import Image
 
 from irncodec.errors import CodecError, FormatError, ImageError
 from irncodec.imageio import (
-    crop, decode_alpha, encode_alpha, image_to_tensor, load_image, merge_alpha,
-    pad_to_multiple, split_alpha, tensor_to_image,
+    crop,
+    decode_alpha,
+    encode_alpha,
+    image_to_tensor,
+    load_image,
+    merge_alpha,
+    pad_to_multiple,
+    split_alpha,
+    tensor_to_image,
 )
 
 SIZE = (17, 13)
@@ -221,7 +228,7 @@ def test_tensor_round_trip_exact():
     img = random_rgb()
     t = image_to_tensor(img)
     assert t.shape == (1, 3, SIZE[1], SIZE[0]) and t.dtype == torch.float32
-    assert 0.0 <= t.min() and t.max() <= 1.0
+    assert t.min() >= 0.0 and t.max() <= 1.0
     assert tensor_to_image(t).tobytes() == img.tobytes()
     assert tensor_to_image(t[0]).tobytes() == img.tobytes()
 

@@ -107,7 +107,7 @@ def test_temperature_scales_the_spread_around_the_prior_mean():
     from irncodec.models.priors import GaussianPrior, MixturePrior
 
     like = torch.zeros(1)
-    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    gen = lambda: torch.Generator().manual_seed(3)
     gaussian = GaussianPrior(0.1)
     assert abs(gaussian.sample((200_000,), like).std().item() - 0.1) < 2e-3
     assert torch.allclose(gaussian.sample((10,), like, 0.5, gen()), gaussian.sample((10,), like, 1.0, gen()) * 0.5)

@@ -8,7 +8,7 @@ from irncodec import codec, tiling
 from irncodec.imageio import image_to_tensor, tensor_to_image
 from irncodec.metrics import psnr, quantize_8bit
 
-from .conftest import make_tiny_model, photo_like, SAIN_OPTIONS
+from .conftest import SAIN_OPTIONS, make_tiny_model, photo_like
 
 
 def test_tiles_cover_the_image_once():

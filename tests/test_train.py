@@ -8,7 +8,7 @@ import yaml
 
 from irncodec import zoo
 from irncodec.errors import ConfigError
-from irncodec.train import Trainer, TrainConfig, export_checkpoint, train
+from irncodec.train import TrainConfig, Trainer, export_checkpoint, train
 
 from .conftest import photo_like
 
@@ -163,7 +163,6 @@ def test_rate_aware_jpeg_training_logs_rate_steers_the_model_and_resumes_exactly
 
 def test_jpeg_channel_changes_the_lr_and_passes_gradients():
     from irncodec.channels import make_channel
-
     from irncodec.imageio import image_to_tensor
 
     lr = image_to_tensor(photo_like(32, 24)).repeat(2, 1, 1, 1).requires_grad_()
@@ -177,7 +176,8 @@ def test_jpeg_channel_changes_the_lr_and_passes_gradients():
 @pytest.mark.parametrize("update", [{"lr_proxy": "avif"}, {"lr_proxy": "jpeg", "lr_quality_range": [90, 10]},
                                     {"lr_proxy": "webp", "lambda_rate": 0.1}, {"lambda_rate": 0.1},
                                     {"lr_proxy": "jpeg", "lambda_rate": -1.0},
-                                    {"lr_proxy": None, "model": {"scale": 2, "blocks_per_stage": 1, "growth": 4, "architecture": "sain"}}])
+                                    {"lr_proxy": None, "model": {"scale": 2, "blocks_per_stage": 1, "growth": 4,
+                                                                 "architecture": "sain"}}])
 def test_bad_proxy_options_are_config_errors(tiny_config, tmp_path, update):
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg.update(update)

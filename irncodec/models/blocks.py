@@ -14,11 +14,11 @@ block starts as the identity and the whole network starts as a Haar transform.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
-from torch import Tensor, nn
 from FrEIA.modules import InvertibleModule
+from torch import Tensor, nn
 
 SubnetConstructor = Callable[[int, int], nn.Module]
 
@@ -28,17 +28,18 @@ class DenseBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, growth: int = 32) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv2d(in_channels + i * growth, growth, 3, padding=1) for i in range(4)
-        )
+        convs = [nn.Conv2d(in_channels + i * growth, growth, 3, padding=1) for i in range(4)]
+        self.convs = nn.ModuleList(convs)
         self.out = nn.Conv2d(in_channels + 4 * growth, out_channels, 3, padding=1)
         self.act = nn.LeakyReLU(0.2, inplace=True)
-        for conv in self.convs:
+        for conv in convs:
             nn.init.xavier_normal_(conv.weight)
             conv.weight.data.mul_(0.1)
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        if self.out.bias is not None:
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         features = [x]
@@ -56,6 +57,9 @@ def dense_subnet(growth: int) -> SubnetConstructor:
     return build
 
 
+_DEFAULT_SUBNET = dense_subnet(32)
+
+
 class IRNCouplingBlock(InvertibleModule):
     """IRN's invertible block: additive on the LR channels, affine on the rest."""
 
@@ -63,7 +67,7 @@ class IRNCouplingBlock(InvertibleModule):
         self,
         dims_in: Sequence[tuple[int, ...]],
         dims_c: Sequence[tuple[int, ...]] | None = None,
-        subnet_constructor: SubnetConstructor = dense_subnet(32),
+        subnet_constructor: SubnetConstructor = _DEFAULT_SUBNET,
         split_len: int = 3,
         clamp: float = 1.0,
     ) -> None:
@@ -93,10 +97,10 @@ class IRNCouplingBlock(InvertibleModule):
         return (y2 - self.eta(y1)) * torch.exp(-s), -s.sum(dim=(1, 2, 3))
 
     def forward(
-        self, x: Iterable[Tensor], c: Iterable[Tensor] = (), rev: bool = False, jac: bool = True
+        self, x: Sequence[Tensor], c: Sequence[Tensor] = (), rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor]:
-        x = x[0]
-        a, b = x[:, : self.split_len], x[:, self.split_len :]
+        t = x[0]
+        a, b = t[:, : self.split_len], t[:, self.split_len :]
         if not rev:
             y1 = a + self.phi(b)
             y2, log_jac = self._scale_shift(b, y1)
@@ -131,10 +135,10 @@ class EnhancedCouplingBlock(IRNCouplingBlock):
         self.lr: Tensor | None = None
 
     def forward(
-        self, x: Iterable[Tensor], c: Iterable[Tensor] = (), rev: bool = False, jac: bool = True
+        self, x: Sequence[Tensor], c: Sequence[Tensor] = (), rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor]:
-        x = x[0]
-        a, b = x[:, : self.split_len], x[:, self.split_len :]
+        t = x[0]
+        a, b = t[:, : self.split_len], t[:, self.split_len :]
         if not rev:
             self.lr = a + self.phi(b)
             y1 = self.lr - self.psi(b)

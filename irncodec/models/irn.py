@@ -21,13 +21,14 @@ network for rate and distortion; the ``entropy`` LR codec stores its bitstream.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor, nn
 from FrEIA.framework import SequenceINN
 from FrEIA.modules import HaarDownsampling
+from torch import Tensor, nn
 
 from .blocks import EnhancedCouplingBlock, IRNCouplingBlock, dense_subnet
 from .lr_coder import LRHyperprior
@@ -97,7 +98,7 @@ class IRNConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "IRNConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> IRNConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:

@@ -117,8 +117,11 @@ class LRHyperprior(CompressionModel):
             nn.Conv2d(filter_channels, filter_channels, 3, padding=1), nn.LeakyReLU(inplace=True),
             nn.Conv2d(filter_channels, 3, 3, padding=1),
         )
-        nn.init.zeros_(self.post_filter[-1].weight)
-        nn.init.zeros_(self.post_filter[-1].bias)
+        last = self.post_filter[-1]
+        assert isinstance(last, nn.Conv2d)
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
         self.h_a = nn.Sequential(
             conv(m, n, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
             conv(n, n), nn.LeakyReLU(inplace=True), conv(n, n),
@@ -160,7 +163,7 @@ class LRHyperprior(CompressionModel):
 
     # --- coding --------------------------------------------------------------------
 
-    def compress(self, lr: Tensor) -> Coded:  # type: ignore[override]
+    def compress(self, lr: Tensor) -> Coded:
         """Entropy-code one LR image [1,3,h,w]; also returns the decoder's LR image."""
         if lr.shape[0] != 1:
             raise ValueError("compress codes one image at a time")
@@ -177,7 +180,7 @@ class LRHyperprior(CompressionModel):
             chunks += [_LENGTHS.pack(len(z_string), len(y_string)), z_string, y_string]
         return Coded(b"".join(chunks), self.synthesize(y_hat, (h, w)))
 
-    def decompress(self, payload: bytes, size: tuple[int, int]) -> Tensor:  # type: ignore[override]
+    def decompress(self, payload: bytes, size: tuple[int, int]) -> Tensor:
         """The LR image [1,3,h,w] of ``size`` (height, width) coded in ``payload``.
 
         Raises StreamError when the payload's framing does not fit the size.
