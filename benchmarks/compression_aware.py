@@ -11,7 +11,10 @@ any ``--model`` given). All are stored with the same LR codec at the same
 quality, so the comparison is at equal QF; the bits per HR pixel of each are
 reported too (a model that learned to survive compression may make an LR image
 that costs more bits). Distortion is RGB PSNR and SSIM on 8-bit images, mean
-over images. Writes ``compression_aware_x{scale}_{codec}.md`` and ``.json``.
+over images. Under each table, each model against bicubic at equal *rate*:
+BD-rate and BD-PSNR (Akima, over the part of the curves both span), since an
+LR image that survives compression better may also cost more bits.
+Writes ``compression_aware_x{scale}_{codec}.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import click
 from bench_common import REPO, list_images
 from PIL import Image
-from rd_curve import Coded, bits_per_pixel, load_images, measure_bicubic, measure_irncodec, parse_qualities
+from rd_curve import Coded, bd_pair, bits_per_pixel, load_images, measure_bicubic, measure_irncodec, parse_qualities
 
 DATASETS = REPO / ".." / "shared" / "datasets"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -95,7 +98,21 @@ def markdown(dataset: str, count: int, codec: str, table: dict[str, dict[int, di
             cells.append(f"{r['bpp']:.3f} / {'**' + psnr + '**' if math.isclose(r['psnr'], best) else psnr}"
                          f" / {r['ssim']:.4f}")
         lines.append(f"| {q} | " + " | ".join(cells) + " |")
+    lines += ["", "At equal rate, against bicubic (negative BD-rate = fewer bits for the same PSNR):", "",
+              "| method | BD-rate (%) | BD-PSNR (dB) | note |", "|---|---:|---:|---|"]
+    for n, row in equal_rate(table).items():
+        rate = "—" if row["bd_rate"] is None else f"{row['bd_rate']:+.1f}"
+        metric = "—" if row["bd_metric"] is None else f"{row['bd_metric']:+.2f}"
+        lines.append(f"| {n} | {rate} | {metric} | {row['note']} |")
     return "\n".join(lines) + "\n"
+
+
+def equal_rate(table: dict[str, dict[int, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """BD of every method against bicubic over their mean (bpp, PSNR) points."""
+    def curve(name: str) -> dict[str, Any]:
+        return {"points": [{"bpp": r["bpp"], "psnr": r["psnr"]} for r in table[name].values()]}
+
+    return {n: bd_pair(curve("bicubic"), curve(n)) for n in table if n != "bicubic"}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,13 +141,17 @@ def main(datasets: tuple[Path, ...], qualities: str, scale: str, codec: str, ext
         images = load_images(folder, limit)
         table = measure(images, qf, runs)
         name = folder.resolve().name
-        results["datasets"][name] = {"images": [n for n, _ in images], "methods": table}
+        results["datasets"][name] = {"images": [n for n, _ in images], "methods": table,
+                                     "equal_rate_vs_bicubic": equal_rate(table)}
         parts.append(markdown(name, len(images), codec, table))
         click.echo(parts[-1])
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"compression_aware_x{scale}_{codec}"
-    header = (f"# Compression-aware vs plain irncodec, x{scale}, {codec}\n\n"
-              f"`python benchmarks/compression_aware.py --scale {scale} --codec {codec}`; z = prior mean.\n\n")
+    options = [f"--scale {scale}", f"--codec {codec}", f"--qf {qualities}"]
+    options += [f"--dataset {d}" for d in datasets] + [f"--model {m}" for m in extra]
+    options += [f"--limit {limit}"] if limit else []
+    command = " ".join(["python benchmarks/compression_aware.py", *options])
+    header = f"# Compression-aware vs plain irncodec, x{scale}, {codec}\n\n`{command}`; z = prior mean.\n\n"
     stem.with_suffix(".md").write_text(header + "\n".join(parts))
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     click.echo(f"wrote {stem}.md and .json")

@@ -461,7 +461,7 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
     monkeypatch.setattr(zoo, "model_scale", lambda name: 2)
     zoo._load_cached.cache_clear()
     out = tmp_path / "out"
-    result = CliRunner().invoke(aware.main, ["--dataset", str(dataset), "--qf", "30,90", "--out", str(out)],
+    result = CliRunner().invoke(aware.main, ["--dataset", str(dataset), "--qf", "30,50,70,90", "--out", str(out)],
                                 catch_exceptions=False)
     zoo._load_cached.cache_clear()
     assert result.exit_code == 0, result.output
@@ -472,6 +472,18 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
     assert all(table[m][q]["psnr"] > 8 for m in table for q in ("30", "90"))
     md = (out / "compression_aware_x2_jpeg.md").read_text()
     assert "| 30 |" in md and "| 90 |" in md and "**" in md
+    assert "--qf 30,50,70,90" in md and "At equal rate, against bicubic" in md
+    equal = data["datasets"]["images"]["equal_rate_vs_bicubic"]
+    assert set(equal) == {"irn-x2-small", "sain-x2-jpeg-small"}
+    assert all(row["bd_metric"] is not None for row in equal.values())
+
+
+def test_compression_aware_equal_rate_finds_a_model_needing_fewer_bits():
+    qualities = (30, 50, 70, 90)
+    bicubic = {q: {"bpp": b, "psnr": p} for q, b, p in zip(qualities, (0.2, 0.4, 0.8, 1.6), (26, 28, 30, 32))}
+    cheaper = {q: {"bpp": 0.8 * r["bpp"], "psnr": r["psnr"]} for q, r in bicubic.items()}
+    rows = aware.equal_rate({"bicubic": bicubic, "cheaper": cheaper})
+    assert rows["cheaper"]["bd_rate"] == pytest.approx(-20.0, abs=1e-6)
 
 
 def test_compression_aware_needs_a_codec_model(tiny_weights, dataset, tmp_path, monkeypatch):
