@@ -419,6 +419,24 @@ class Trainer:
         self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     def step(self) -> dict[str, float]:
+        """One optimisation step; returns its losses (averaged over processes)."""
+        names, values = self._step()
+        return dict(zip(names, self._process_mean(values).tolist()))
+
+    def _process_mean(self, values: Tensor) -> Tensor:
+        """The mean over all processes of a tensor every process holds (itself when alone)."""
+        if self.world_size > 1:
+            values = values.clone()
+            dist.all_reduce(values)
+            values /= self.world_size
+        return values
+
+    def _step(self) -> tuple[list[str], Tensor]:
+        """One optimisation step; its loss names and values as one tensor left on the device.
+
+        Nothing here waits for the device, so a GPU's queue stays full; :meth:`run`
+        reads the values back once per ``log_every`` steps.
+        """
         c = self.config
         self.model.train()
         hr = self.data.batch(c.batch_size // self.world_size).to(self.device)
@@ -449,11 +467,7 @@ class Trainer:
             self.aux_optimizer.step()
         self.iteration += 1
         losses["total"] = total
-        values = torch.stack([v.detach() for v in losses.values()])
-        if self.world_size > 1:  # log the mean over all processes
-            dist.all_reduce(values)
-            values /= self.world_size
-        return dict(zip(losses, values.tolist()))
+        return list(losses), torch.stack([v.detach() for v in losses.values()])
 
     def _past(self, deadline: float) -> bool:
         """Whether ``deadline`` has passed, agreed by every process (they checkpoint together)."""
@@ -563,18 +577,19 @@ class Trainer:
         try:
             bar = tqdm(total=c.iterations, initial=self.iteration, disable=not (progress and self.is_main),
                        desc=c.name)
-            sums: dict[str, float] = {}
+            sums: Tensor | None = None  # loss sums since the last log row, on the device
+            summed = 0
             while self.iteration < (end := c.iterations if stop_at is None else min(stop_at, c.iterations)):
                 start = time.perf_counter()
-                metrics = self.step()
+                names, values = self._step()
                 self.elapsed += time.perf_counter() - start
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                sums = values if sums is None else sums + values
+                summed += 1
                 bar.update(1)
                 row: dict[str, Any] = {}
-                if self.iteration % c.log_every == 0:
-                    row = {k: v / c.log_every for k, v in sums.items()}
-                    sums = {}
+                if self.iteration % c.log_every == 0 and sums is not None:
+                    row = dict(zip(names, self._process_mean(sums / summed).tolist()))
+                    sums, summed = None, 0
                     bar.set_postfix(loss=f"{row['total']:.1f}", recon=f"{row['recon']:.1f}")
                 if self.is_main and (self.iteration % c.val_every == 0 or self.iteration == c.iterations):
                     row.update(self.validate())
