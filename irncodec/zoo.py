@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .container import is_valid_model_name
 from .errors import ModelError
+from .fileio import atomic_write_bytes
 from .models import IRN, IRNConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -32,6 +33,7 @@ WEIGHTS_FORMAT = "irncodec-weights-1"
 #: The plain (lossless-LR) model for each scale.
 DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
 #: Models trained through a lossy LR codec (SAIN-style), preferred when encoding with it.
+#: A retrained default gets a new name here; the model it replaces stays shipped for old files.
 CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-small", (4, "jpeg"): "irn-x4-jpeg-small",
                 (2, "webp"): "irn-x2-webp-small"}
 #: Models with a learned LR entropy coder, one per rate level (the ``entropy`` codec's quality).
@@ -177,9 +179,7 @@ def export(model: IRN, path: str | os.PathLike, record: dict[str, Any] | None = 
         "config": json.dumps(model.config.to_dict()),
         "record": json.dumps(record or {}),
     }
-    tmp = Path(str(path) + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save(state, metadata=metadata))
 
 
 def register(name: str, description: str, record: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ def _load_script(name: str) -> ModuleType:
 
 
 rd = _load_script("rd_curve")
+bd_report = _load_script("bd_report")
 speed = _load_script("speed")
 compare = _load_script("compare_table")
 aware = _load_script("compression_aware")
@@ -213,6 +214,20 @@ def test_range_table_puts_the_envelope_first_against_every_measured_anchor():
     assert all(r["bd_rate"] == pytest.approx(0, abs=1e-9) for r in rows)
     text = rd.range_markdown(rows, rd.envelope({"irncodec-x2-jpeg": c}), 0.1, 0.5)
     assert "Over 0.1-0.5 bpp" in text and "| 0.200 | 28.00 | irncodec-x2-jpeg |" in text
+
+
+def test_bd_report_rewrites_the_tables_from_a_saved_summary(tmp_path):
+    c = _curve([0.1, 0.2, 0.4, 0.8], [26, 28, 30, 32])
+    methods = {m: c for m in ("jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-webp", "bicubic-x2-jpeg")}
+    path = tmp_path / "rd_summary.json"
+    path.write_text(json.dumps({"meta": {"dataset_name": "kodak", "images": ["a", "b"]}, "methods": methods}))
+    result = CliRunner().invoke(bd_report.main, [str(path), "--bd-range", "0.1,0.4"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "bd_rate.md").read_text()
+    assert "(kodak, 2 images)" in text and "Over 0.1-0.4 bpp" in text
+    assert f"| {rd.ENVELOPE} | jpeg-420 |" in text
+    bad = CliRunner().invoke(bd_report.main, [str(path), "--bd-range", "0.5,0.1"])
+    assert bad.exit_code == 2 and "LO < HI" in bad.output
 
 
 # --- the whole harness -------------------------------------------------------------
@@ -455,7 +470,8 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
                                                                  tmp_path, monkeypatch):
     from irncodec import zoo
 
-    shipped = {"irn-x2-small": tiny_weights[2], "sain-x2-jpeg-small": tiny_sain_weights[2]}
+    jpeg_x2 = zoo.CODEC_MODELS[(2, "jpeg")]
+    shipped = {"irn-x2-small": tiny_weights[2], jpeg_x2: tiny_sain_weights[2]}
     monkeypatch.setattr(zoo, "_manifest", lambda: {name: {"scale": 2} for name in shipped})
     monkeypatch.setattr(zoo, "_resolve", lambda name: (Path(shipped.get(name, name)), None))
     monkeypatch.setattr(zoo, "model_scale", lambda name: 2)
@@ -467,14 +483,14 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
     assert result.exit_code == 0, result.output
     data = json.loads((out / "compression_aware_x2_jpeg.json").read_text())
     table = data["datasets"]["images"]["methods"]
-    assert set(table) == {"bicubic", "irn-x2-small", "sain-x2-jpeg-small"}
+    assert set(table) == {"bicubic", "irn-x2-small", jpeg_x2}
     assert table["bicubic"]["30"]["bpp"] < table["bicubic"]["90"]["bpp"]
     assert all(table[m][q]["psnr"] > 8 for m in table for q in ("30", "90"))
     md = (out / "compression_aware_x2_jpeg.md").read_text()
     assert "| 30 |" in md and "| 90 |" in md and "**" in md
     assert "--qf 30,50,70,90" in md and "At equal rate, against bicubic" in md
     equal = data["datasets"]["images"]["equal_rate_vs_bicubic"]
-    assert set(equal) == {"irn-x2-small", "sain-x2-jpeg-small"}
+    assert set(equal) == {"irn-x2-small", jpeg_x2}
     assert all(row["bd_metric"] is not None for row in equal.values())
 
 
