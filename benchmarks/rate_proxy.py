@@ -34,17 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATASETS = f"{DEFAULT_DATASET},{DEFAULT_DATASET.parent / 'set14'}"
 
 
-def rate_features(lr: torch.Tensor, quality: int) -> np.ndarray:
-    """The proxy's features for one image (what RATE_COEFFICIENTS multiply)."""
-    from irncodec import jpeg_proxy as jp
-
-    luma_q, chroma_q = jp.quant_tables(quality)
-    ycc = jp._round_ste(jp._rgb_to_ycc(jp._pad_to(lr, jp._MCU)))
-    luma = jp._plane_rate_features(ycc[:, :1], luma_q)
-    chroma = jp._plane_rate_features(jp._downsample(ycc[:, 1:]), chroma_q)
-    return np.array([luma[0].item(), luma[1].item(), chroma[0].item(), chroma[1].item(), 1.0])
-
-
 def lr_images(path: Path, model) -> dict[str, torch.Tensor]:
     """The photo's x2 LR images, 8-bit: bicubic and the model's."""
     from PIL import Image
@@ -64,6 +53,7 @@ def lr_images(path: Path, model) -> dict[str, torch.Tensor]:
 def collect(datasets: list[Path], qualities: list[int], model_name: str, limit: int | None) -> list[dict]:
     """One row per (image, LR kind, quality): real bits and features."""
     from irncodec.imageio import tensor_to_image
+    from irncodec.jpeg_proxy import jpeg_rate_features
     from irncodec.lr_codecs import get_codec
     from irncodec.zoo import load_model
 
@@ -76,7 +66,8 @@ def collect(datasets: list[Path], qualities: list[int], model_name: str, limit: 
                 image = tensor_to_image(lr)
                 for q in qualities:
                     rows.append({"dataset": folder.name, "image": path.stem, "lr": kind, "quality": q,
-                                 "bits": 8 * len(jpeg.encode(image, q)), "features": rate_features(lr, q)})
+                                 "bits": 8 * len(jpeg.encode(image, q)),
+                                 "features": jpeg_rate_features(lr, q)[0].double().numpy()})
     return rows
 
 

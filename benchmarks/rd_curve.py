@@ -507,6 +507,14 @@ def envelope(summary: dict[str, dict[str, Any]], prefix: str = "irncodec-") -> d
     return {"scale": None, "codec": None, "points": frontier} if frontier else None
 
 
+def with_envelope(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``summary`` plus the envelope, when it has more than one irncodec series and lacks one."""
+    best = envelope(summary)
+    if ENVELOPE in summary or best is None or sum(m.startswith("irncodec-") for m in summary) < 2:
+        return summary
+    return {**summary, ENVELOPE: best}
+
+
 def _interpolator(xs: Sequence[float], ys: Sequence[float]) -> Callable[[float], float]:
     """Monotone piecewise-cubic (PCHIP) through the points; x must be strictly rising."""
     from scipy.interpolate import PchipInterpolator
@@ -760,10 +768,7 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     columns = [c for c in COLUMNS if with_dists or c != "dists"]
     write_csv(out / "rd_points.csv", rows + means, columns)
-    summary = summarize(means)
-    best = envelope(summary)
-    if best is not None and sum(m.startswith("irncodec-") for m in summary) > 1:
-        summary[ENVELOPE] = best
+    summary = with_envelope(summarize(means))
     with open(out / "rd_summary.json", "w") as f:
         json.dump(_json_safe({"meta": meta, "methods": summary}), f, indent=2)
         f.write("\n")
@@ -780,10 +785,7 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
 def bd_report(summary: dict[str, dict[str, Any]], meta: dict[str, Any],
               bd_range: tuple[float, float] = DEFAULT_BD_RANGE) -> tuple[str, str]:
     """(header, tables) of ``bd_rate.md`` for measured curves: whole-overlap BD, then the windowed one."""
-    if ENVELOPE not in summary:
-        best = envelope(summary)
-        if best is not None and sum(m.startswith("irncodec-") for m in summary) > 1:
-            summary = {**summary, ENVELOPE: best}
+    summary = with_envelope(summary)
     if any(anchor in summary for anchor in BD_ANCHORS):
         bd_md = bd_markdown(bd_table(summary, key="psnr"), bd_table(summary, key="ms_ssim"))
     else:

@@ -67,7 +67,7 @@ from torch import Tensor, nn
 
 Rounder = Callable[[Tensor], Tensor]
 
-__all__ = ["ROUNDINGS", "SUBSAMPLINGS", "DiffJPEG", "diff_jpeg", "jpeg_bits", "quant_tables"]
+__all__ = ["ROUNDINGS", "SUBSAMPLINGS", "DiffJPEG", "diff_jpeg", "jpeg_bits", "jpeg_rate_features", "quant_tables"]
 
 ROUNDINGS = ("ste", "cubic", "noise")
 SUBSAMPLINGS = ("4:2:0", "4:4:4")
@@ -378,6 +378,17 @@ def _plane_rate_features(plane: Tensor, table: Tensor) -> tuple[Tensor, Tensor]:
     return ac, dc_diff
 
 
+def jpeg_rate_features(x: Tensor, quality: int | Tensor) -> Tensor:
+    """The features :data:`RATE_COEFFICIENTS` weigh, per image: [N, 5] (luma AC, luma DC
+    differences, chroma AC, chroma DC differences, 1), for 4:2:0 (see :func:`jpeg_bits`)."""
+    _check_input(x)
+    luma_q, chroma_q = _per_sample_tables(quality, x.shape[0])
+    ycc = _round_ste(_rgb_to_ycc(_pad_to(x.float(), _MCU)))
+    luma_ac, luma_dc = _plane_rate_features(ycc[:, :1], luma_q)
+    chroma_ac, chroma_dc = _plane_rate_features(_downsample(ycc[:, 1:]), chroma_q)
+    return torch.stack([luma_ac, luma_dc, chroma_ac, chroma_dc, torch.ones_like(luma_ac)], dim=1)
+
+
 def jpeg_bits(x: Tensor, quality: int | Tensor, subsampling: str = "4:2:0") -> Tensor:
     """Estimated size in bits of Pillow's baseline JPEG of ``x`` ([N, 3, H, W] RGB in [0, 1]), per image.
 
@@ -391,12 +402,7 @@ def jpeg_bits(x: Tensor, quality: int | Tensor, subsampling: str = "4:2:0") -> T
     Returns a float [N] tensor.
     """
     _check_options("ste", subsampling)
-    _check_input(x)
     if subsampling != "4:2:0":
         raise ValueError("jpeg_bits is calibrated for 4:2:0 only")
-    luma_q, chroma_q = _per_sample_tables(quality, x.shape[0])
-    ycc = _round_ste(_rgb_to_ycc(_pad_to(x.float(), _MCU)))
-    luma_ac, luma_dc = _plane_rate_features(ycc[:, :1], luma_q)
-    chroma_ac, chroma_dc = _plane_rate_features(_downsample(ycc[:, 1:]), chroma_q)
-    a, b, c, d, const = RATE_COEFFICIENTS
-    return a * luma_ac + b * luma_dc + c * chroma_ac + d * chroma_dc + const
+    features = jpeg_rate_features(x, quality)
+    return features @ features.new_tensor(RATE_COEFFICIENTS)

@@ -715,10 +715,8 @@ def evaluate(model: IRN, images: list[Tensor], temperature: float | None = None,
 
 def _through_codec(lr: Tensor, codec: str, quality: int) -> tuple[Tensor, int]:
     """One LR image [1, 3, h, w] through a real LR codec: (decoded, file size in bytes)."""
-    lr_codec = get_codec(codec)
-    image = tensor_to_image(lr[0])
-    data = lr_codec.encode(image, quality)
-    return image_to_tensor(lr_codec.decode(data, image.size)).to(lr.device, lr.dtype), len(data)
+    data, decoded = get_codec(codec).encode_with_reconstruction(tensor_to_image(lr[0]), quality)
+    return image_to_tensor(decoded).to(lr.device, lr.dtype), len(data)
 
 
 def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
