@@ -181,8 +181,9 @@ def info(file: Path) -> None:
     irn = container.read(file)
     h = irn.header
     rows = [
-        ("file", str(file)), ("format version", str(container.FORMAT_VERSION)),
-        ("model", h.model), ("scale", f"x{h.scale}"),
+        ("file", str(file)), ("format version", str(h.version)),
+        ("model", h.model + (f" (weights {h.fingerprint.hex()})" if h.fingerprint else "")),
+        ("scale", f"x{h.scale}"),
         ("size", f"{h.width}x{h.height}"), ("mode", h.mode),
         ("LR size", f"{h.lr_width}x{h.lr_height} (padding {h.pad_x},{h.pad_y})"),
         ("LR codec", f"{h.codec}" + ("" if h.codec == "png" else f" q{h.quality}")),

@@ -9,6 +9,7 @@ so a file always decodes to the same pixels on one machine.
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
@@ -20,7 +21,7 @@ from PIL import Image
 
 from . import container, imageio, tiling, zoo
 from .container import Header, IrnFile
-from .errors import CodecError, ImageError, ModelError
+from .errors import CodecError, FormatError, ImageError, ModelError
 from .lr_codecs import LRCodec, get_codec
 from .models import IRN
 
@@ -31,7 +32,53 @@ DEFAULT_CODEC = "jpeg"
 #: RGB PSNR than sampling (see README); 1 samples from the model's own prior.
 DEFAULT_TEMPERATURE: float | None = 0.0
 
-ImageSource = Image.Image | str | os.PathLike | BinaryIO
+#: What ``encode`` takes: a PIL image, a path, a binary file, an image file's
+#: bytes, or a uint8 array (H x W, or H x W x 1/3/4: grey, RGB, RGBA).
+ImageSource = Image.Image | str | os.PathLike | BinaryIO | bytes | bytearray | memoryview | np.ndarray
+#: What ``decode`` takes: ``.irn`` bytes, a parsed file, a path or a binary file.
+IrnSource = bytes | bytearray | memoryview | IrnFile | str | os.PathLike | BinaryIO
+
+_ARRAY_MODES = {2: "L", 1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def as_image(image: ImageSource) -> Image.Image:
+    """The input of ``encode`` as a fully loaded PIL image, or one clear ImageError."""
+    if isinstance(image, Image.Image):
+        try:
+            image.load()
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ImageError(f"cannot read the image: {exc}") from None
+        return image
+    if isinstance(image, np.ndarray):
+        return _array_image(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return imageio.load_image(io.BytesIO(bytes(image)))
+    if isinstance(image, (str, os.PathLike)) or callable(getattr(image, "read", None)):
+        return imageio.load_image(image)
+    raise ImageError(f"cannot encode a {type(image).__name__}: give a PIL image, a path, a binary file, "
+                     "an image file's bytes or a uint8 array")
+
+
+def _array_image(array: np.ndarray) -> Image.Image:
+    channels = 1 if array.ndim == 2 else array.shape[-1] if array.ndim == 3 else 0
+    if array.dtype != np.uint8 or channels not in (1, 3, 4) or 0 in array.shape:
+        raise ImageError(f"cannot encode an array of shape {array.shape} and dtype {array.dtype}: "
+                         "give uint8 H x W (grey) or H x W x 1, 3 or 4 (grey, RGB, RGBA)")
+    if array.ndim == 3 and channels == 1:
+        array = array[..., 0]
+    return Image.fromarray(np.ascontiguousarray(array), _ARRAY_MODES[channels if array.ndim == 3 else 2])
+
+
+def as_irn(data: IrnSource) -> IrnFile:
+    """The input of ``decode`` as a parsed ``.irn`` file, or one clear FormatError."""
+    if isinstance(data, IrnFile):
+        return data
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return container.unpack(data)
+    if isinstance(data, (str, os.PathLike)) or callable(getattr(data, "read", None)):
+        return container.read(data)
+    raise FormatError(f"cannot decode a {type(data).__name__}: give .irn bytes, an IrnFile, a path "
+                      "or a binary file")
 
 
 def _resolve_model(model: str | None, scale: int | None, codec: str, quality: int) -> str:
@@ -86,7 +133,7 @@ class Source:
     """An input image split the way every encode needs it: RGB, alpha plane, mode."""
 
     def __init__(self, image: ImageSource) -> None:
-        img = image if isinstance(image, Image.Image) else imageio.load_image(image)
+        img = as_image(image)
         _check_size(img)
         self.rgb, alpha, self.mode = imageio.split_alpha(img)
         self.alpha = imageio.encode_alpha(alpha) if alpha is not None else b""
@@ -101,6 +148,7 @@ class Source:
         header = Header(
             model=zoo.model_name_for(model_ref), scale=net.scale, width=self.rgb.width, height=self.rgb.height,
             mode=self.mode, pad_x=padding[0], pad_y=padding[1], codec=codec, quality=quality,
+            fingerprint=zoo.fingerprint(net),
         )
         return IrnFile(header, payload, self.alpha)
 
@@ -164,13 +212,29 @@ def _check_temperature(temperature: float | None) -> None:
         raise CodecError(f"temperature must be a finite number >= 0, got {temperature}")
 
 
+def load_decoder(header: Header, model: str | None = None, device: str | torch.device = "cpu") -> IRN:
+    """The network that decodes a file: the one it names (or ``model``), checked against
+    the file's scale and, for version-2 files, the fingerprint of the weights that made it."""
+    ref = model or header.model
+    net = zoo.load_model(ref, device)
+    if net.scale != header.scale:
+        raise ModelError(f"model '{ref}' is x{net.scale}, but the file is x{header.scale}")
+    if header.fingerprint is not None and zoo.fingerprint(net) != header.fingerprint:
+        hint = ("give the weights it was made with (-m PATH / model=)" if model is None
+                else "these are not the weights it was made with")
+        raise ModelError(f"the file was encoded with other weights than model '{ref}' (file's weights "
+                         f"{header.fingerprint.hex()}, model's {zoo.fingerprint(net).hex()}): {hint}")
+    return net
+
+
 def decode(
-    data: bytes | IrnFile,
+    data: IrnSource,
     model: str | None = None,
     temperature: float | None = DEFAULT_TEMPERATURE,
     device: str | torch.device = "cpu",
 ) -> Image.Image:
-    """Decompress ``.irn`` bytes to a PIL image in the original mode and size.
+    """Decompress an ``.irn`` file (bytes, path or binary file) to a PIL image in the
+    original mode and size.
 
     ``temperature`` scales the spread of the z drawn around the prior's mean
     (0: the mean, the default; 1 or None: the model's prior). ``model``
@@ -178,28 +242,26 @@ def decode(
     ``.safetensors`` path rather than a shipped model).
     """
     _check_temperature(temperature)
-    irn = data if isinstance(data, IrnFile) else container.unpack(data)
+    irn = as_irn(data)
     h = irn.header
-    net = zoo.load_model(model or h.model, device)
-    if net.scale != h.scale:
-        raise ModelError(f"model '{model or h.model}' is x{net.scale}, but the file is x{h.scale}")
+    net = load_decoder(h, model, device)
     lr_image = _lr_codec(h.codec, net, model or h.model).decode(irn.payload, (h.lr_width, h.lr_height))
     rgb = upscale(net, lr_image, (h.width, h.height), temperature, device)
     alpha = imageio.decode_alpha(irn.alpha, (h.width, h.height)) if irn.alpha else None
     return imageio.merge_alpha(rgb, alpha, h.mode)
 
 
-def decode_lr(data: bytes | IrnFile, model: str | None = None,
+def decode_lr(data: IrnSource, model: str | None = None,
               device: str | torch.device = "cpu") -> Image.Image:
     """Only the stored LR image (a thumbnail), without running the rescaling network.
 
     An ``entropy`` payload needs its model's coder (``model`` overrides the
     one named in the file); Pillow payloads need no model.
     """
-    irn = data if isinstance(data, IrnFile) else container.unpack(data)
+    irn = as_irn(data)
     h = irn.header
     if h.codec == "entropy":
-        lr_codec = _lr_codec(h.codec, zoo.load_model(model or h.model, device), model or h.model)
+        lr_codec = _lr_codec(h.codec, load_decoder(h, model, device), model or h.model)
     else:
         lr_codec = get_codec(h.codec)
     return lr_codec.decode(irn.payload, (h.lr_width, h.lr_height))

@@ -1,18 +1,22 @@
 """The ``.irn`` container: a small versioned header, the LR payload, an optional alpha plane.
 
-Layout of version 1 (little-endian; ``n`` is the model name's length; the full
+Layout of version 2 (little-endian; ``n`` is the model name's length; the full
 byte table, validation rules and versioning policy are in ``docs/format.md``)::
 
     0      4  magic  b"\\x89IRN"
-    4      1  version (1)
+    4      1  version (2; version 1 has no fingerprint and is still read)
     5      1  flags (bit 0: alpha plane present; other bits must be 0)
     6      1  n, model name length (1..64)
     7      n  model name, ASCII [A-Za-z0-9._-]
     7+n   22  scale u8, width u32, height u32, mode u8, pad_x u8, pad_y u8,
               codec u8, quality u8, payload length u32, alpha length u32
-    29+n   4  CRC-32 of bytes 0 .. 29+n
-    33+n   4  CRC-32 of payload bytes followed by alpha bytes
-    37+n      payload, then alpha (PNG), then nothing
+    29+n   8  fingerprint of the model's weights (version 2 only)
+    37+n   4  CRC-32 of every header byte before it
+    41+n   4  CRC-32 of payload bytes followed by alpha bytes
+    45+n      payload, then alpha (PNG), then nothing
+
+A header's version follows from its content: one with a ``fingerprint`` is
+written as version 2, one without (as read from a version-1 file) as version 1.
 
 Reading never trusts the file: every problem (bad magic, newer version,
 truncation, checksum mismatch, absurd sizes, trailing bytes) is a
@@ -36,7 +40,9 @@ from typing import BinaryIO
 
 from .errors import ConfigError, FormatError
 
-FORMAT_VERSION = 1
+#: The version irncodec writes; every version in READ_VERSIONS is still read.
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 MAGIC = b"\x89IRN"
 
 SUPPORTED_SCALES = (2, 4)
@@ -51,8 +57,10 @@ KNOWN_FLAGS = FLAG_ALPHA
 
 MAX_MODEL_NAME = 64
 MAX_DIMENSION = 65535
-#: Largest width*height a reader accepts by default (about 268 megapixels).
-MAX_PIXELS_DEFAULT = 2**28
+#: Largest width*height a reader (and the encoder) accepts by default: Pillow's
+#: decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 megapixels,
+#: e.g. 11585 x 7723), which inputs past it could not be read under anyway.
+MAX_PIXELS_DEFAULT = 1024 * 1024 * 1024 // 4 // 3
 #: Largest payload (and alpha plane) length a reader accepts, checked before reading.
 MAX_PAYLOAD_BYTES = 2**30
 MAX_PIXELS_ENV = "IRNCODEC_MAX_PIXELS"
@@ -60,8 +68,12 @@ MAX_PIXELS_ENV = "IRNCODEC_MAX_PIXELS"
 _PREFIX = struct.Struct("<4sBBB")          # magic, version, flags, name length
 _FIELDS = struct.Struct("<BIIBBBBBII")     # scale .. alpha length
 _CRCS = struct.Struct("<II")               # header crc, payload crc
-#: Header size without the model name: the header is HEADER_FIXED_SIZE + n bytes.
-HEADER_FIXED_SIZE = _PREFIX.size + _FIELDS.size + _CRCS.size  # 37
+#: Length of the weights fingerprint (version 2).
+FINGERPRINT_SIZE = 8
+#: Header size without the model name, by version: the header is this + n bytes.
+HEADER_FIXED_SIZES = {1: _PREFIX.size + _FIELDS.size + _CRCS.size,                      # 37
+                      2: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size}   # 45
+HEADER_FIXED_SIZE = HEADER_FIXED_SIZES[FORMAT_VERSION]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NAME_RE_BYTES = re.compile(rb"[A-Za-z0-9._-]{1,64}")
@@ -88,6 +100,14 @@ class Header:
     pad_y: int
     codec: str      # "png" | "jpeg" | "webp" | "entropy"
     quality: int
+    #: Short hash of the weights that made the LR image (``zoo.fingerprint``);
+    #: None only in version-1 files, which predate it.
+    fingerprint: bytes | None = None
+
+    @property
+    def version(self) -> int:
+        """The format version this header is written in: 2 with a fingerprint, else 1."""
+        return 1 if self.fingerprint is None else 2
 
     @property
     def lr_width(self) -> int:
@@ -115,7 +135,8 @@ class IrnFile:
     @property
     def size(self) -> int:
         """Length in bytes of the serialized file, without serializing it."""
-        return HEADER_FIXED_SIZE + len(self.header.model) + len(self.payload) + len(self.alpha)
+        return (HEADER_FIXED_SIZES[self.header.version] + len(self.header.model)
+                + len(self.payload) + len(self.alpha))
 
     def bits_per_pixel(self) -> float:
         """Whole-file size in bits per original pixel: the rate a benchmark reports."""
@@ -178,6 +199,8 @@ def _header_problem(h: Header, alpha_len: int, max_pixels: int) -> str | None:
         return f"invalid quality {h.quality} (must be 0..100)"
     if alpha_len and h.mode not in MODES_WITH_ALPHA:
         return f"an alpha plane is stored but the image mode {h.mode} has no alpha"
+    if h.fingerprint is not None and (not isinstance(h.fingerprint, bytes) or len(h.fingerprint) != FINGERPRINT_SIZE):
+        return f"the weights fingerprint must be {FINGERPRINT_SIZE} bytes, got {h.fingerprint!r}"
     return None
 
 
@@ -192,7 +215,11 @@ def _length_problem(what: str, length: int, minimum: int) -> str | None:
 # --- writing ------------------------------------------------------------------------------
 
 def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
-    """Serialize an ``IrnFile``; raises ValueError for values a reader would reject."""
+    """Serialize an ``IrnFile``; raises ValueError for values a reader would reject.
+
+    The file is version 2 when the header has a weights fingerprint; a header
+    without one (read from a version-1 file) is written back as version 1.
+    """
     h = f.header
     if not isinstance(f.payload, (bytes, bytearray, memoryview)):
         raise ValueError(f"payload must be bytes, got {type(f.payload).__name__}")
@@ -206,9 +233,10 @@ def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
         raise ValueError(f"cannot pack .irn file: {problem}")
 
     name = h.model.encode("ascii")
-    head = _PREFIX.pack(MAGIC, FORMAT_VERSION, FLAG_ALPHA if alpha else 0, len(name)) + name
+    head = _PREFIX.pack(MAGIC, h.version, FLAG_ALPHA if alpha else 0, len(name)) + name
     head += _FIELDS.pack(h.scale, h.width, h.height, MODE_IDS[h.mode], h.pad_x, h.pad_y,
                          CODEC_IDS[h.codec], h.quality, len(payload), len(alpha))
+    head += h.fingerprint or b""
     crcs = _CRCS.pack(zlib.crc32(head), zlib.crc32(alpha, zlib.crc32(payload)))
     return head + crcs + payload + alpha
 
@@ -243,22 +271,25 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
     if prefix[:len(MAGIC)] != MAGIC[:len(prefix)]:
         raise FormatError("not an .irn file (bad magic)")
     if len(prefix) < _PREFIX.size:
-        raise FormatError(f"truncated .irn file: header needs at least {HEADER_FIXED_SIZE + 1} "
+        raise FormatError(f"truncated .irn file: header needs at least {min(HEADER_FIXED_SIZES.values()) + 1} "
                           f"bytes, got {len(prefix)}")
     _, version, flags, name_len = _PREFIX.unpack(prefix)
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise FormatError(f"unsupported .irn format version {version} "
-                          f"(this irncodec reads version {FORMAT_VERSION})")
+                          f"(this irncodec reads versions {', '.join(map(str, READ_VERSIONS))})")
     if not 1 <= name_len <= MAX_MODEL_NAME:
         raise FormatError(f"invalid model name length {name_len} (must be 1..{MAX_MODEL_NAME})")
 
-    header_size = HEADER_FIXED_SIZE + name_len
+    header_size = HEADER_FIXED_SIZES[version] + name_len
     rest = _read_upto(stream, header_size - _PREFIX.size)
     if len(rest) < header_size - _PREFIX.size:
         raise FormatError(f"truncated .irn file: header needs {header_size} bytes, "
                           f"got {_PREFIX.size + len(rest)}")
-    head = prefix + rest[:name_len + _FIELDS.size]
-    header_crc, payload_crc = _CRCS.unpack(rest[name_len + _FIELDS.size:])
+    fields_end = name_len + _FIELDS.size
+    crcs_start = len(rest) - _CRCS.size
+    head = prefix + rest[:crcs_start]
+    fingerprint = rest[fields_end:crcs_start] if version >= 2 else None
+    header_crc, payload_crc = _CRCS.unpack(rest[crcs_start:])
     if zlib.crc32(head) != header_crc:
         raise FormatError("header checksum mismatch: file is corrupt")
 
@@ -269,7 +300,7 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
     if not _NAME_RE_BYTES.fullmatch(name):
         raise FormatError(f"invalid model name {name!r}: must be ASCII A-Z a-z 0-9 . _ -")
     (scale, width, height, mode_id, pad_x, pad_y, codec_id, quality,
-     payload_len, alpha_len) = _FIELDS.unpack(rest[name_len:name_len + _FIELDS.size])
+     payload_len, alpha_len) = _FIELDS.unpack(rest[name_len:fields_end])
     if mode_id not in _MODE_NAMES:
         raise FormatError(f"unknown image mode id {mode_id}")
     if codec_id not in _CODEC_NAMES:
@@ -279,7 +310,7 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
                           f"but the alpha length is {alpha_len}")
     header = Header(model=name.decode("ascii"), scale=scale, width=width, height=height,
                     mode=_MODE_NAMES[mode_id], pad_x=pad_x, pad_y=pad_y,
-                    codec=_CODEC_NAMES[codec_id], quality=quality)
+                    codec=_CODEC_NAMES[codec_id], quality=quality, fingerprint=fingerprint)
     problem = (_header_problem(header, alpha_len, max_pixels)
                or _length_problem("LR payload", payload_len, 1)
                or _length_problem("alpha plane", alpha_len, 0))

@@ -91,12 +91,26 @@ def _read_image(fp: BinaryIO, name: str) -> Image.Image:
             raise ImageError(f"cannot read image {name}: {err}") from err
 
 
+#: Most bytes read from a stream that cannot seek (a pipe) before giving up:
+#: such input is buffered in memory, so it must be bounded.
+MAX_STREAM_BYTES = 1 << 30
+_STREAM_CHUNK = 1 << 22
+
+
 def _seekable(fp: BinaryIO, name: str) -> BinaryIO:
-    """The stream itself if it can seek, else its bytes in memory (pipes, sockets)."""
+    """The stream itself if it can seek, else its bytes in memory (pipes, sockets),
+    at most ``MAX_STREAM_BYTES`` of them."""
     try:
         if fp.seekable():
             return fp
-        return io.BytesIO(fp.read())
+        buffer = io.BytesIO()
+        while chunk := fp.read(_STREAM_CHUNK):
+            buffer.write(chunk)
+            if buffer.tell() > MAX_STREAM_BYTES:
+                raise ImageError(f"{name} is a stream of more than {MAX_STREAM_BYTES >> 20} MiB: "
+                                 "no image file is that large (save it to a file if it really is)")
+        buffer.seek(0)
+        return buffer
     except (OSError, ValueError) as err:
         raise ImageError(f"cannot read {name}: {err}") from None
 

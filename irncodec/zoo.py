@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from .container import is_valid_model_name
+from .container import FINGERPRINT_SIZE, is_valid_model_name
 from .errors import ModelError
 from .fileio import atomic_write_bytes
 from .models import IRN, IRNConfig
@@ -34,7 +35,7 @@ WEIGHTS_FORMAT = "irncodec-weights-1"
 DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
 #: Models trained through a lossy LR codec (SAIN-style), preferred when encoding with it.
 #: A retrained default gets a new name here; the model it replaces stays shipped for old files.
-CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-small", (4, "jpeg"): "irn-x4-jpeg-small",
+CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate", (4, "jpeg"): "irn-x4-jpeg-small",
                 (2, "webp"): "irn-x2-webp-small"}
 #: Models with a learned LR entropy coder, one per rate level (the ``entropy`` codec's quality).
 #: A retrained level gets a new name (files name their model, so the old one stays shipped).
@@ -142,23 +143,64 @@ def read_weights(path: str | os.PathLike) -> tuple[IRNConfig, dict[str, torch.Te
     return config, {k: v.float() for k, v in tensors.items()}, record
 
 
+_FINGERPRINTS: weakref.WeakKeyDictionary[IRN, bytes] = weakref.WeakKeyDictionary()
+
+
+def fingerprint(model: IRN) -> bytes:
+    """A short hash of every tensor of ``model`` (weights and buffers, as float32).
+
+    ``.irn`` files (format version 2) store it, so a file is never decoded with
+    weights other than those that made it, whatever their name or path. It
+    does not depend on the device or on how the weights were stored on disk
+    beyond their values. Cached per model object: models used for coding are
+    not changed after loading.
+    """
+    cached = _FINGERPRINTS.get(model)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256(b"irncodec-weights-fingerprint-1")
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu")
+        if t.is_floating_point():
+            t = t.to(torch.float32)
+        data = t.contiguous().numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        meta = f"{name}\0{t.numpy().dtype.str}\0{tuple(t.shape)}\0{len(data)}\0"
+        digest.update(meta.encode())
+        digest.update(data)
+    value = digest.digest()[:FINGERPRINT_SIZE]
+    _FINGERPRINTS[model] = value
+    return value
+
+
 @lru_cache(maxsize=16)
-def _load_cached(name_or_path: str) -> IRN:
+def _load_cached(name_or_path: str, version: tuple[int, int] | None = None) -> IRN:
+    """The model, loaded once per name, or per path and file version (mtime, size)."""
     path, expected_sha = _resolve(name_or_path)
     if expected_sha is not None and sha256_file(path) != expected_sha:
         raise ModelError(f"weights of model '{name_or_path}' fail their checksum: {path} is corrupt")
     config, state, _ = read_weights(path)
-    model = IRN(config)
     try:
+        model = IRN(config)
         model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelError(f"weights {path} do not match their architecture: {exc}") from None
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ModelError(f"weights {path} do not match their architecture: {str(exc).splitlines()[0]}") from None
     return model.eval().requires_grad_(False)
 
 
 def load_model(name_or_path: str, device: str | torch.device = "cpu") -> IRN:
-    """A pretrained model by zoo name or ``.safetensors`` path, ready for inference."""
-    return _load_cached(str(name_or_path)).to(device)
+    """A pretrained model by zoo name or ``.safetensors`` path, ready for inference.
+
+    Loaded models are cached; a weights file changed on disk is loaded again.
+    """
+    key = str(name_or_path)
+    version = None
+    if key not in _manifest():
+        try:
+            st = os.stat(key)
+            version = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass  # _resolve reports it
+    return _load_cached(key, version).to(device)
 
 
 def export(model: IRN, path: str | os.PathLike, record: dict[str, Any] | None = None,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +12,11 @@ from PIL import Image
 
 from irncodec import zoo
 from irncodec.models import IRN, IRNConfig
+
+#: The image datasets (Kodak, Set14, ...): $IRNCODEC_DATASETS, else ../shared/datasets
+#: beside the repository. Tests that need them skip, saying so, when they are absent.
+DATASETS = Path(os.environ.get("IRNCODEC_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+KODAK = DATASETS / "kodak"
 
 
 def make_tiny_model(scale: int, seed: int = 0, **options) -> IRN:

@@ -10,7 +10,10 @@ first byte, so that mutations also get past the CRCs to the Pillow decoders:
 
 0. the raw bytes of an ``.irn`` file;
 1. a valid header (from a seed file) with the rest as its LR payload, CRCs fixed;
-2. a seed's real LR payload under header fields taken from the input.
+2. a seed's real LR payload under header fields taken from the input;
+3. a seed file with a few bytes of its LR payload changed, CRCs fixed, so that
+   damaged but plausible payloads reach the LR decoders, the network and the
+   alpha plane (most of these still decode).
 
 The model is a tiny random IRN with an LR entropy coder (so ``entropy``
 payloads reach CompressAI's rANS decoder) written at start-up, and the pixel limit is set
@@ -82,10 +85,15 @@ def variant(data: bytes, seeds: list[bytes]) -> bytes:
     """The ``.irn`` bytes an input stands for (see the module docstring)."""
     if not data:
         return data
-    kind, rest = data[0] % 3, data[1:]
+    kind, rest = data[0] % 4, data[1:]
     if kind == 0 or not rest:
         return rest
     seed = container.unpack(seeds[rest[0] % len(seeds)])
+    if kind == 3:
+        payload = bytearray(seed.payload)
+        for i in range(1, len(rest) - 2, 3):
+            payload[struct.unpack_from("<H", rest, i)[0] % len(payload)] = rest[i + 2]
+        return _raw(seed.header, bytes(payload), seed.alpha)
     if kind == 1:
         payload, alpha = rest[1:] or b"\x00", seed.alpha
         return _raw(seed.header, payload, alpha)
@@ -94,7 +102,8 @@ def variant(data: bytes, seeds: list[bytes]) -> bytes:
     scale = (2, 4)[fields[4] % 2]
     h = Header(model=seed.header.model, scale=scale, width=width, height=height,
                mode=_MODES[fields[5] % len(_MODES)], pad_x=fields[6] % 4, pad_y=fields[7] % 4,
-               codec=_CODECS[fields[8] % len(_CODECS)], quality=fields[9] % 101)
+               codec=_CODECS[fields[8] % len(_CODECS)], quality=fields[9] % 101,
+               fingerprint=seed.header.fingerprint if fields[11] % 2 else None)
     return _raw(h, seed.payload, seed.alpha if fields[10] % 2 else b"")
 
 
@@ -104,9 +113,10 @@ def _raw(h: Header, payload: bytes, alpha: bytes) -> bytes:
 
     flags = container.FLAG_ALPHA if alpha else 0
     name = h.model.encode()
-    head = struct.pack("<4sBBB", container.MAGIC, container.FORMAT_VERSION, flags, len(name)) + name
+    head = struct.pack("<4sBBB", container.MAGIC, h.version, flags, len(name)) + name
     head += struct.pack("<BIIBBBBBII", h.scale, h.width, h.height, MODE_IDS[h.mode], h.pad_x, h.pad_y,
                         CODEC_IDS[h.codec], h.quality, len(payload), len(alpha))
+    head += h.fingerprint or b""
     return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(payload + alpha)) + payload + alpha
 
 

@@ -110,11 +110,17 @@ def test_bad_campaign_files_are_config_errors(tmp_path, text, match):
 
 
 def test_shipped_campaigns_name_configs_that_load():
-    for name in ("gpu.yaml", "cpu.yaml"):
+    from irncodec import zoo
+
+    for name in ("gpu.yaml", "gpu_finetune.yaml", "cpu.yaml"):
         campaign = Campaign.from_yaml(REPO / "campaign" / name)
+        names = []
         for spec in campaign.runs + ([campaign.probe] if campaign.probe else []):
             config = TrainConfig.from_yaml(spec["config"], campaign.run_config(spec))
             assert config.device in ("auto", "cpu")
+            assert config.init_from is None or config.init_from in zoo.available_models()
+            names.append(config.name)
+        assert len(set(names)) == len(names), "each run writes its own weights file"
     gpu = Campaign.from_yaml(REPO / "campaign" / "gpu.yaml")
     assert gpu.overrides["train_dirs"] == [str((REPO / ".campaign" / "data" / "train").resolve())]
     assert gpu.minutes * 60 < 600 - 60  # one device command, with room for start-up and copying back
@@ -229,7 +235,7 @@ def test_probe_runs_before_the_runs_and_its_result_is_in_the_summary(tiny_campai
     spec = yaml.safe_load(tiny_campaign.read_text())
     spec["runs"] = spec["runs"][:1]
     spec["probe"] = {"config": "a.yaml", "steps": 2, "variants": [{"channels_last": True}],
-                     "adopt": ["channels_last"], "max_s": 20}
+                     "adopt": ["channels_last"], "max_s": 120}
     tiny_campaign.write_text(yaml.safe_dump(spec))
     summary = run_campaign(tiny_campaign, tmp_path / "out", tmp_path / "work", minutes=0.6, poll_s=1.0)
     assert [r["variant"] for r in summary["probe"]] == ["baseline", {"channels_last": True}]

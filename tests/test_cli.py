@@ -32,6 +32,9 @@ def test_encode_info_decode(runner, png, tmp_path, tiny_weights):
     info = run(runner, "info", irn)
     assert info.exit_code == 0
     assert "tiny-x2" in info.output and "jpeg q85" in info.output and "33x21" in info.output
+    from irncodec import zoo
+    weights = zoo.fingerprint(zoo.load_model(tiny_weights[2])).hex()
+    assert "format version: 2\n" in info.output and f"tiny-x2 (weights {weights})" in info.output
     result = run(runner, "decode", irn, out, "--model", tiny_weights[2])
     assert result.exit_code == 0
     assert Image.open(out).size == (33, 21)
@@ -166,11 +169,11 @@ def test_newer_format_version_is_one_line_error(runner, png, tmp_path, tiny_weig
     irn = tmp_path / "a.irn"
     run(runner, "encode", png, irn, "-m", tiny_weights[2])
     data = bytearray(irn.read_bytes())
-    data[4] = 2  # the version byte follows the 4-byte magic
+    data[4] = 3  # the version byte follows the 4-byte magic
     irn.write_bytes(bytes(data))
     for args in (["info", irn], ["decode", irn, tmp_path / "o.png", "-m", tiny_weights[2]]):
         result = run(runner, *args)
-        assert result.exit_code == 1 and "version 2" in result.output
+        assert result.exit_code == 1 and "version 3 (this irncodec reads versions 1, 2)" in result.output
         assert result.output.count("\n") == 1
 
 

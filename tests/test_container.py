@@ -13,10 +13,12 @@ from irncodec import container
 from irncodec.container import CODEC_IDS, MODE_IDS, Header, IrnFile, pack, peek_header, read, unpack
 from irncodec.errors import ConfigError, FormatError
 
+FP = bytes.fromhex("0123456789abcdef")
+
 
 def make_header(**changes) -> Header:
     fields = dict(model="irn-x2-small", scale=2, width=33, height=20, mode="RGB",
-                  pad_x=1, pad_y=0, codec="jpeg", quality=90)
+                  pad_x=1, pad_y=0, codec="jpeg", quality=90, fingerprint=FP)
     fields.update(changes)
     return Header(**fields)
 
@@ -26,17 +28,22 @@ def make_file(alpha: bytes = b"", **changes) -> IrnFile:
 
 
 VALID = pack(make_file(alpha=b"\x89PNG alpha", mode="RGBA"))
+VALID_V1 = pack(make_file(alpha=b"\x89PNG alpha", mode="RGBA", fingerprint=None))
 
 
 def raw(payload: bytes = b"payload", alpha: bytes = b"", **fields) -> bytes:
-    """Bytes of a file built field by field, with correct CRCs but no validation."""
-    v = dict(magic=container.MAGIC, version=1, flags=1 if alpha else 0, name=b"m", scale=2,
+    """Bytes of a file built field by field, with correct CRCs but no validation
+    (version 2 with an 8-byte fingerprint unless ``version`` says otherwise; for
+    version 1 no fingerprint is written)."""
+    v = dict(magic=container.MAGIC, version=2, flags=1 if alpha else 0, name=b"m", scale=2,
              width=4, height=4, mode=2, pad_x=0, pad_y=0, codec=1, quality=90,
-             payload_len=len(payload), alpha_len=len(alpha))
+             payload_len=len(payload), alpha_len=len(alpha), fingerprint=FP)
     v.update(fields)
     head = struct.pack("<4sBBB", v["magic"], v["version"], v["flags"], len(v["name"])) + v["name"]
     head += struct.pack("<BIIBBBBBII", v["scale"], v["width"], v["height"], v["mode"], v["pad_x"],
                         v["pad_y"], v["codec"], v["quality"], v["payload_len"], v["alpha_len"])
+    if v["version"] != 1:
+        head += v["fingerprint"]
     return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(payload + alpha)) + payload + alpha
 
 
@@ -68,12 +75,35 @@ def test_layout_matches_spec():
     f = make_file(model="abc")
     data = pack(f)
     n = 3
-    assert data[:4] == b"\x89IRN" and data[4] == container.FORMAT_VERSION and data[5] == 0
+    assert container.FORMAT_VERSION == 2 and f.header.version == 2
+    assert data[:4] == b"\x89IRN" and data[4] == 2 and data[5] == 0
     assert data[6] == n and data[7:7 + n] == b"abc"
     assert struct.unpack_from("<II", data, 8 + n) == (33, 20)
+    assert data[29 + n:37 + n] == FP
+    assert struct.unpack_from("<I", data, 37 + n)[0] == zlib.crc32(data[:37 + n])
+    assert struct.unpack_from("<I", data, 41 + n)[0] == zlib.crc32(f.payload)
+    assert data[45 + n:] == f.payload
+    assert len(data) == 45 + n + len(f.payload) == f.size
+
+
+def test_version_1_layout_is_still_read_and_written():
+    """A header without a fingerprint is version 1: 8 bytes shorter, as docs/format.md's v1 table."""
+    f = make_file(model="abc", fingerprint=None)
+    data = pack(f)
+    n = 3
+    assert data[4] == 1 and f.header.version == 1
     assert struct.unpack_from("<I", data, 29 + n)[0] == zlib.crc32(data[:29 + n])
     assert data[37 + n:] == f.payload
-    assert len(data) == container.HEADER_FIXED_SIZE + n + len(f.payload)
+    assert len(data) == 37 + n + len(f.payload) == f.size
+    assert unpack(data) == f and unpack(data).header.fingerprint is None
+    assert unpack(raw(version=1)).header.fingerprint is None
+    assert unpack(raw(version=2)).header.fingerprint == FP
+
+
+def test_fingerprint_must_be_8_bytes():
+    for bad in (b"", b"1234567", FP + b"x", "0123456789abcdef"):
+        with pytest.raises(ValueError, match="fingerprint must be 8 bytes"):
+            pack(make_file(fingerprint=bad))
 
 
 def test_alpha_sets_flag_and_follows_payload():
@@ -86,6 +116,8 @@ def test_bits_per_pixel():
     assert f.size == len(pack(f))
     assert f.bits_per_pixel() == pytest.approx(len(pack(f)) * 8 / 800)
     assert make_file(width=2, height=4, pad_x=0).bits_per_pixel() == pytest.approx(
+        (45 + 12 + 22) * 8 / 8)
+    assert make_file(width=2, height=4, pad_x=0, fingerprint=None).bits_per_pixel() == pytest.approx(
         (37 + 12 + 22) * 8 / 8)
 
 
@@ -118,18 +150,20 @@ def test_read_reports_trailing_bytes_of_a_file(tmp_path):
 
 # --- bad files -------------------------------------------------------------------------------
 
-def test_every_truncation_is_rejected():
-    for length in range(len(VALID)):
+@pytest.mark.parametrize("valid", [VALID, VALID_V1], ids=["v2", "v1"])
+def test_every_truncation_is_rejected(valid):
+    for length in range(len(valid)):
         with pytest.raises(FormatError):
-            unpack(VALID[:length])
+            unpack(valid[:length])
     rejects(b"", "empty")
     rejects(VALID[:12], "truncated .irn file: header needs")
     rejects(VALID[:-1], "truncated .irn file: payload")
 
 
-def test_every_single_byte_change_is_rejected():
-    for i in range(len(VALID)):
-        data = bytearray(VALID)
+@pytest.mark.parametrize("valid", [VALID, VALID_V1], ids=["v2", "v1"])
+def test_every_single_byte_change_is_rejected(valid):
+    for i in range(len(valid)):
+        data = bytearray(valid)
         data[i] ^= 0x5A
         with pytest.raises(FormatError):
             unpack(bytes(data))
@@ -141,8 +175,9 @@ def test_bad_magic():
 
 
 def test_unknown_version():
-    rejects(raw(version=2), r"unsupported \.irn format version 2 \(this irncodec reads version 1\)")
+    rejects(raw(version=3), r"unsupported \.irn format version 3 \(this irncodec reads versions 1, 2\)")
     rejects(raw(version=0), "version 0")
+    rejects(raw(version=255), "version 255")
 
 
 def test_reserved_flag_bits():
@@ -274,7 +309,7 @@ FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 @FAST
 @given(st.binary(max_size=200))
 def test_random_bytes_only_raise_format_error(data):
-    for candidate in (data, container.MAGIC + bytes([1]) + data):
+    for candidate in (data, container.MAGIC + bytes([1]) + data, container.MAGIC + bytes([2]) + data):
         with contextlib.suppress(FormatError):
             unpack(candidate)
 
@@ -297,7 +332,8 @@ def test_mutations_only_raise_format_error(position, value, extra):
     dict, model=st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True),
     scale=st.sampled_from(container.SUPPORTED_SCALES), width=st.integers(1, 5000),
     height=st.integers(1, 5000), mode=st.sampled_from(list(MODE_IDS)),
-    codec=st.sampled_from(list(CODEC_IDS)), quality=st.integers(0, 100)),
+    codec=st.sampled_from(list(CODEC_IDS)), quality=st.integers(0, 100),
+    fingerprint=st.one_of(st.none(), st.binary(min_size=8, max_size=8))),
     st.binary(min_size=1, max_size=50), st.binary(max_size=20))
 def test_valid_headers_round_trip(fields, payload, alpha):
     s = fields["scale"]
@@ -306,3 +342,13 @@ def test_valid_headers_round_trip(fields, payload, alpha):
         alpha = b""
     f = IrnFile(Header(**fields), payload, alpha)
     assert unpack(pack(f)) == f
+
+
+def test_default_pixel_limit_is_pillows():
+    """Encoding reads inputs under Pillow's decompression-bomb limit, so readers accept
+    exactly what could have been encoded, and refuse a small file declaring more."""
+    from PIL import Image
+
+    assert container.MAX_PIXELS_DEFAULT == Image.MAX_IMAGE_PIXELS == 89_478_485
+    assert unpack(raw(width=11585, height=7723, pad_x=1, pad_y=1)).header.width == 11585  # 89,470,955 pixels
+    rejects(raw(width=65534, height=4096), "declared image size 65534x4096 exceeds the limit of 89478485")

@@ -265,3 +265,43 @@ def test_pad_noop_when_divisible():
     x = torch.zeros(1, 3, 8, 4)
     padded, pad_x, pad_y = pad_to_multiple(x, 4)
     assert padded is x and (pad_x, pad_y) == (0, 0)
+
+
+class _Pipe(io.RawIOBase):
+    """A stream that cannot seek, yielding ``total`` bytes of ``data`` repeated, counting reads."""
+
+    def __init__(self, data: bytes, total: int) -> None:
+        self.data, self.left, self.read_bytes = data, total, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        out = (self.data * (n // max(len(self.data), 1) + 1))[:n]
+        self.left -= n
+        self.read_bytes += n
+        return out
+
+
+def test_an_endless_pipe_is_refused_after_a_bounded_read(monkeypatch):
+    """`cat /dev/zero | irncodec encode /dev/stdin x.irn` must not buffer without bound."""
+    from irncodec import imageio
+
+    monkeypatch.setattr(imageio, "MAX_STREAM_BYTES", 10 << 20)
+    pipe = _Pipe(b"\0", 1 << 40)
+    with pytest.raises(ImageError, match="stream of more than 10 MiB"):
+        imageio.load_image(pipe)
+    assert pipe.read_bytes <= (10 << 20) + (4 << 20)
+
+
+def test_an_image_from_a_pipe_still_loads(photo):
+    from irncodec import imageio
+
+    buf = io.BytesIO()
+    photo.save(buf, "PNG")
+    img = imageio.load_image(_Pipe(buf.getvalue(), len(buf.getvalue())))
+    assert img.tobytes() == photo.convert("RGB").tobytes()

@@ -1,5 +1,7 @@
 """The learned LR entropy coder: real bitstreams that decode bit-exactly, and hostile payloads."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -113,8 +115,12 @@ def test_a_model_without_a_coder_cannot_use_the_entropy_codec(tiny_weights, tiny
     with pytest.raises(ModelError, match="no entropy coder"):
         irncodec.encode(photo_like(16, 16), codec="entropy", model=tiny_weights[2])
     data = irncodec.encode(photo_like(16, 16), codec="entropy", model=tiny_entropy_weights[2])
-    with pytest.raises(ModelError, match="no entropy coder"):
+    with pytest.raises(ModelError, match="other weights"):  # the file's fingerprint says so first
         irncodec.decode(data, model=tiny_weights[2])
+    irn = container.unpack(data)
+    v1 = container.IrnFile(dataclasses.replace(irn.header, fingerprint=None), irn.payload)
+    with pytest.raises(ModelError, match="no entropy coder"):  # a version-1 file has no fingerprint
+        irncodec.decode(v1, model=tiny_weights[2])
     # other codecs work with an entropy model: it is an IRN too
     assert irncodec.decode(irncodec.encode(photo_like(16, 16), codec="jpeg", model=tiny_entropy_weights[2]),
                            model=tiny_entropy_weights[2]).size == (16, 16)

@@ -1,7 +1,6 @@
 """The model zoo: shipped weights load and verify; bad weights are clear errors."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from safetensors.torch import save_file
 from irncodec import zoo
 from irncodec.errors import ModelError
 
-from .conftest import make_tiny_model
+from .conftest import KODAK, make_tiny_model
 
 
 @pytest.fixture
@@ -91,6 +90,25 @@ def test_weights_of_wrong_shape_rejected(tmp_path):
         zoo.load_model(str(path))
 
 
+@pytest.mark.parametrize("change,message", [
+    ({"growth": 1e9}, "growth must be an integer"), ({"growth": 10**9}, "growth = 1000000000 is out of range"),
+    ({"clamp": "a"}, "clamp must be a finite number"), ({"scale": True}, "scale must be an integer"),
+    ({"architecture": 3}, "architecture must be a string"),
+    ({"clamp": float("nan")}, "clamp must be a finite number, got nan"),
+    ({"bogus": 1}, "unknown IRN config keys"),
+])
+def test_damaged_config_is_one_model_error(tmp_path, change, message):
+    """A damaged config in a weights file is one line, before any network is built."""
+    path = tmp_path / "damaged.safetensors"
+    zoo.export(make_tiny_model(2), path)
+    _, state, _ = zoo.read_weights(path)
+    meta = {"format": zoo.WEIGHTS_FORMAT, "config": json.dumps({**make_tiny_model(2).config.to_dict(), **change})}
+    save_file(state, str(path), metadata=meta)
+    with pytest.raises(ModelError, match=f"invalid metadata: {message}") as info:
+        zoo.load_model(str(path))
+    assert "\n" not in str(info.value)
+
+
 def test_model_name_for_paths():
     assert zoo.model_name_for("/some/where/my-model.safetensors") == "my-model"
     with pytest.raises(ModelError):
@@ -108,7 +126,6 @@ def test_shipped_models_verify_and_match_their_entry():
     assert set(zoo.DEFAULT_MODELS.values()) <= set(shipped)
 
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kodak"
 
 
 @pytest.mark.skipif(not KODAK.is_dir(), reason="needs ../shared/datasets/kodak")

@@ -38,6 +38,8 @@ LR_CHANNELS = 3
 ARCHITECTURES = ("irn", "sain")
 Z_PRIORS = ("gaussian", "mixture")
 LR_CODERS = ("none", "hyperprior")
+#: Largest value of an integer config field (blocks, channels, components).
+MAX_SIZE_FIELD = 4096
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class IRNConfig:
     coder_filter_channels: int = 32
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.scale not in (2, 4):
             raise ValueError(f"scale must be 2 or 4, got {self.scale}")
         if self.blocks_per_stage < 1 or self.growth < 1:
@@ -85,6 +88,22 @@ class IRNConfig:
             raise ValueError(f"lr_coder must be one of {LR_CODERS}, got {self.lr_coder!r}")
         if self.coder_channels < 1 or self.coder_filter_channels < 1:
             raise ValueError("coder_channels and coder_filter_channels must be positive")
+
+    def _check_types(self) -> None:
+        """Every field of the type it is declared with, and sizes a network can have
+        (a damaged weights file must not make the loader allocate without bound)."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if kind == "int":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{f.name} must be an integer, got {value!r}")
+                if abs(value) > MAX_SIZE_FIELD:
+                    raise ValueError(f"{f.name} = {value} is out of range (at most {MAX_SIZE_FIELD})")
+            elif kind == "float":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+            elif kind == "str" and not isinstance(value, str):
+                raise ValueError(f"{f.name} must be a string, got {value!r}")
 
     @property
     def stages(self) -> int:
