@@ -39,8 +39,11 @@ from .lr_codecs import get_codec
 #: LR batch -> (what the decoder sees, estimated bits per image or None).
 Channel = Callable[[Tensor], tuple[Tensor, Tensor | None]]
 
-#: Channel kinds and whether they can run without the real codec.
-KINDS = {"jpeg": True, "webp": False}
+#: Channel kinds (``lr_proxy`` values).
+KINDS = ("jpeg", "webp")
+#: Kinds with a differentiable proxy of their own, so they can run without the
+#: real codec; the others always put the real codec in the forward pass.
+DIFFERENTIABLE_KINDS = frozenset({"jpeg"})
 
 
 def real_roundtrip(x: Tensor, codec: str, quality: int | Sequence[int]) -> Tensor:
@@ -68,7 +71,7 @@ def make_channel(kind: str, quality_range: Sequence[int], real_codec: bool = Fal
     if rate and kind != "jpeg":
         raise ConfigError(f"no rate estimate for '{kind}': rate-aware training (lambda_rate > 0) "
                           "needs lr_proxy jpeg")
-    real_codec = real_codec or not KINDS[kind]
+    real_codec = real_codec or kind not in DIFFERENTIABLE_KINDS
     proxy = DiffJPEG(rounding="ste", subsampling="4:2:0")
 
     def channel(lr: Tensor) -> tuple[Tensor, Tensor | None]:

@@ -40,7 +40,7 @@ CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate", (4, "jpeg"): "irn-x4-jpeg-smal
 #: Models with a learned LR entropy coder, one per rate level (the ``entropy`` codec's quality).
 #: A retrained level gets a new name (files name their model, so the old one stays shipped).
 ENTROPY_MODELS = {(2, 1): "irn-x2-entropy-q1", (2, 2): "irn-x2-entropy-q2", (2, 3): "irn-x2-entropy-q3-v2",
-                  (2, 4): "irn-x2-entropy-q4", (2, 5): "irn-x2-entropy-q5"}
+                  (2, 4): "irn-x2-entropy-q4-v2", (2, 5): "irn-x2-entropy-q5"}
 #: Weights kept in float32 on export: the entropy models' CDF inputs (small, and
 #: the coder must rebuild exactly what it was trained with).
 FP32_KEYS = ("entropy_bottleneck.", "gaussian_conditional.")

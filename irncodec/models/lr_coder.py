@@ -152,7 +152,7 @@ class LRHyperprior(CompressionModel):
 
     def forward(self, lr: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Reconstructed LR image and the likelihoods of its latents (for the rate)."""
-        padded, (h, w) = pad_to_multiple(lr)
+        padded, (h, w) = pad_to_blocks(lr)
         y = self.g_a(padded)
         z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
         means, scales = self.h_s(z_hat).chunk(2, 1)
@@ -167,7 +167,7 @@ class LRHyperprior(CompressionModel):
         """Entropy-code one LR image [1,3,h,w]; also returns the decoder's LR image."""
         if lr.shape[0] != 1:
             raise ValueError("compress codes one image at a time")
-        padded, (h, w) = pad_to_multiple(lr)
+        padded, (h, w) = pad_to_blocks(lr)
         y = self.g_a(padded)
         y_hat = torch.empty_like(y)
         chunks = []
@@ -239,7 +239,7 @@ class LRHyperprior(CompressionModel):
             self.gaussian_conditional._quantized_cdf.numel() > 0
 
 
-def pad_to_multiple(x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+def pad_to_blocks(x: Tensor) -> tuple[Tensor, tuple[int, int]]:
     """``x`` edge-padded to multiples of ``MULTIPLE``, and its original (height, width)."""
     h, w = x.shape[-2:]
     pad_h, pad_w = -h % MULTIPLE, -w % MULTIPLE
