@@ -38,7 +38,7 @@ ImageSource = Image.Image | str | os.PathLike | BinaryIO | bytes | bytearray | m
 #: What ``decode`` takes: ``.irn`` bytes, a parsed file, a path or a binary file.
 IrnSource = bytes | bytearray | memoryview | IrnFile | str | os.PathLike | BinaryIO
 
-_ARRAY_MODES = {2: "L", 1: "L", 3: "RGB", 4: "RGBA"}
+_ARRAY_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # by channels
 
 
 def as_image(image: ImageSource) -> Image.Image:
@@ -66,7 +66,7 @@ def _array_image(array: np.ndarray) -> Image.Image:
                          "give uint8 H x W (grey) or H x W x 1, 3 or 4 (grey, RGB, RGBA)")
     if array.ndim == 3 and channels == 1:
         array = array[..., 0]
-    return Image.fromarray(np.ascontiguousarray(array), _ARRAY_MODES[channels if array.ndim == 3 else 2])
+    return Image.fromarray(np.ascontiguousarray(array), _ARRAY_MODES[channels])
 
 
 def as_irn(data: IrnSource) -> IrnFile:

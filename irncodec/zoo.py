@@ -163,8 +163,10 @@ def fingerprint(model: IRN) -> bytes:
         t = tensor.detach().to("cpu")
         if t.is_floating_point():
             t = t.to(torch.float32)
-        data = t.contiguous().numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
-        meta = f"{name}\0{t.numpy().dtype.str}\0{tuple(t.shape)}\0{len(data)}\0"
+        array = t.contiguous().numpy()
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        data = array.tobytes()
+        meta = f"{name}\0{array.dtype.str}\0{tuple(t.shape)}\0{len(data)}\0"
         digest.update(meta.encode())
         digest.update(data)
     value = digest.digest()[:FINGERPRINT_SIZE]
@@ -194,7 +196,7 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu") -> IRN:
     """
     key = str(name_or_path)
     version = None
-    if key not in _manifest():
+    if Path(key).suffix == ".safetensors":  # a path (zoo names are resolved once, in the cache)
         try:
             st = os.stat(key)
             version = (st.st_mtime_ns, st.st_size)
