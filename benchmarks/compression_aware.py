@@ -35,7 +35,8 @@ DATASETS = REPO / ".." / "shared" / "datasets"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 
 
-def methods(scale: int, codec: str, extra: Sequence[str]) -> dict[str, Callable[[Image.Image, int], Coded]]:
+def methods(scale: int, codec: str, extra: Sequence[str],
+            temperature: float = 0.0) -> dict[str, Callable[[Image.Image, int], Coded]]:
     """Method name -> function(image, quality) for one scale and LR codec."""
     from irncodec import zoo
 
@@ -48,12 +49,13 @@ def methods(scale: int, codec: str, extra: Sequence[str]) -> dict[str, Callable[
     for name in (plain, aware, *extra):
         if zoo.model_scale(name) != scale:
             raise click.BadParameter(f"model '{name}' is not x{scale}", param_hint="--model")
-        runs[zoo.model_name_for(name)] = partial(_irncodec, codec=codec, scale=scale, model=name)
+        runs[zoo.model_name_for(name)] = partial(_irncodec, codec=codec, scale=scale, model=name,
+                                                 temperature=temperature)
     return runs
 
 
-def _irncodec(img: Image.Image, quality: int, codec: str, scale: int, model: str) -> Coded:
-    return measure_irncodec(img, quality, codec, scale, model=model, temperature=0.0)
+def _irncodec(img: Image.Image, quality: int, codec: str, scale: int, model: str, temperature: float) -> Coded:
+    return measure_irncodec(img, quality, codec, scale, model=model, temperature=temperature)
 
 
 def measure(images: Sequence[tuple[str, Image.Image]], qualities: Sequence[int],
@@ -62,7 +64,7 @@ def measure(images: Sequence[tuple[str, Image.Image]], qualities: Sequence[int],
     from tqdm import tqdm
 
     from irncodec import metrics
-    from irncodec.imageio import image_to_tensor
+    from irncodec.tensors import image_to_tensor
 
     sums: dict[str, dict[int, dict[str, float]]] = {m: {q: {"bpp": 0.0, "psnr": 0.0, "ssim": 0.0}
                                                         for q in qualities} for m in runs}
@@ -125,16 +127,19 @@ def equal_rate(table: dict[str, dict[int, dict[str, float]]]) -> dict[str, dict[
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
               show_default="benchmarks/results")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Spread of z when irncodec decodes (0: the prior's mean, the codec's default; 1: sampled).")
 def main(datasets: tuple[Path, ...], qualities: str, scale: str, codec: str, extra: tuple[str, ...],
-         limit: int | None, out: Path) -> None:
+         limit: int | None, out: Path, temperature: float) -> None:
     """Plain vs compression-aware irncodec vs bicubic at equal LR quality."""
     try:
         qf = parse_qualities(qualities)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--qf") from None
-    runs = methods(int(scale), codec, extra)
+    runs = methods(int(scale), codec, extra, temperature)
     folders = list(datasets) or [DATASETS / "kodak", DATASETS / "set14"]
-    results: dict[str, Any] = {"scale": int(scale), "codec": codec, "qualities": qf, "datasets": {}}
+    results: dict[str, Any] = {"scale": int(scale), "codec": codec, "qualities": qf, "temperature": temperature,
+                               "datasets": {}}
     parts = []
     for folder in folders:
         list_images(folder)  # a clear error for a missing or empty folder

@@ -69,10 +69,10 @@ def make_image(source: Path, megapixels: float, path: Path) -> tuple[int, int]:
 def seam_check(source: Path) -> dict[str, float]:
     """RGB PSNR of a decoded Kodak image with the codec's tiles and with one whole-image tile."""
     import irncodec
-    from irncodec import imageio, metrics, tiling
+    from irncodec import imageio, metrics, tensors, tiling
 
     img = imageio.load_image(source).convert("RGB")
-    ref = imageio.image_to_tensor(img)
+    ref = tensors.image_to_tensor(img)
     scores = {}
     for label, tile in (("tiled", tiling.TILE), ("whole", 100_000)):
         original, tiling.TILE = tiling.TILE, tile
@@ -80,7 +80,7 @@ def seam_check(source: Path) -> dict[str, float]:
             out = irncodec.decode(irncodec.encode(img, quality=75))
         finally:
             tiling.TILE = original
-        scores[label] = metrics.psnr(ref, imageio.image_to_tensor(out))
+        scores[label] = metrics.psnr(ref, tensors.image_to_tensor(out))
     return scores
 
 

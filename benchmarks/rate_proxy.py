@@ -38,8 +38,8 @@ def lr_images(path: Path, model) -> dict[str, torch.Tensor]:
     """The photo's x2 LR images, 8-bit: bicubic and the model's."""
     from PIL import Image
 
-    from irncodec.imageio import image_to_tensor
     from irncodec.metrics import quantize_8bit
+    from irncodec.tensors import image_to_tensor
 
     with Image.open(path) as im:
         hr = image_to_tensor(im.convert("RGB"))
@@ -52,9 +52,9 @@ def lr_images(path: Path, model) -> dict[str, torch.Tensor]:
 
 def collect(datasets: list[Path], qualities: list[int], model_name: str, limit: int | None) -> list[dict]:
     """One row per (image, LR kind, quality): real bits and features."""
-    from irncodec.imageio import tensor_to_image
     from irncodec.jpeg_proxy import jpeg_rate_features
     from irncodec.lr_codecs import get_codec
+    from irncodec.tensors import tensor_to_image
     from irncodec.zoo import load_model
 
     model = load_model(model_name)

@@ -169,7 +169,7 @@ def score(ref: Any, out: Image.Image, border: int,
           dists: Callable[[Any, Any], float] | None = None) -> dict[str, float]:
     """All distortion metrics of a decoded 8-bit RGB image against the original tensor."""
     from irncodec import metrics
-    from irncodec.imageio import image_to_tensor
+    from irncodec.tensors import image_to_tensor
 
     rec = image_to_tensor(out)
     border = min(border, (min(ref.shape[-2:]) - 1) // 2)
@@ -253,26 +253,28 @@ def bicubic_settings(qualities: Sequence[int], scales: Sequence[int]) -> list[Se
     return settings
 
 
-def entropy_points(scale: int, override: bool) -> list[int]:
-    """Rate levels of the entropy series: every shipped level, or the default level for --model."""
+def level_points(codec: str, scale: int, override: bool) -> list[int]:
+    """Levels of a codec whose levels are models (the entropy coder): every shipped
+    level, or the codec's default level for --model."""
     from irncodec import zoo
-    from irncodec.lr_codecs import get_codec
+    from irncodec.lr_codecs import codec_class
 
-    return [get_codec("entropy").default_quality] if override else zoo.entropy_levels(scale)
+    return [codec_class(codec).default_quality] if override else zoo.levels(codec, scale)
 
 
 def irncodec_models(models: dict[int, str], codecs: Sequence[str], override: bool) -> dict[str, list[str]]:
     """Models per irncodec series: the override, else what ``irncodec encode -c CODEC [-q]`` picks
-    (for ``entropy``, one model per rate level)."""
+    (for a codec whose levels are models, one model per level)."""
     from irncodec import zoo
+    from irncodec.lr_codecs import codec_class
 
     series = {}
     for scale, model in models.items():
         for codec in codecs:
             if override:
                 names = [model]
-            elif codec == "entropy":
-                names = [zoo.default_model(scale, codec, q) for q in entropy_points(scale, override)]
+            elif codec_class(codec).per_level_models:
+                names = [zoo.default_model(scale, codec, q) for q in level_points(codec, scale, override)]
             else:
                 names = [zoo.default_model(scale, codec)]
             series[f"irncodec-x{scale}-{codec}"] = names
@@ -282,12 +284,15 @@ def irncodec_models(models: dict[int, str], codecs: Sequence[str], override: boo
 def irncodec_settings(qualities: Sequence[int], models: dict[int, str], codecs: Sequence[str],
                       temperature: float | None, device: str, override: bool = False) -> list[Setting]:
     """irncodec curves per scale and LR codec, plus one lossless-LR (PNG) point per scale."""
+    from irncodec.lr_codecs import codec_class
+
     settings = []
     for scale, model in models.items():
         for codec in codecs:
-            points: Iterable[int | None] = [None] if codec == "png" else qualities
-            if codec == "entropy":  # its quality is a rate level, each level its own model
-                points = entropy_points(scale, override)
+            kind = codec_class(codec)
+            points: Iterable[int | None] = [None] if kind.lossless else qualities
+            if kind.per_level_models:  # its quality is a level, each level its own model
+                points = level_points(codec, scale, override)
             for q in points:
                 run = partial(measure_irncodec, quality=q, codec=codec, scale=scale,
                               model=model if override else None, temperature=temperature, device=device)
@@ -297,20 +302,23 @@ def irncodec_settings(qualities: Sequence[int], models: dict[int, str], codecs: 
 
 # --- models and codecs -----------------------------------------------------------
 
-def known_lr_codecs() -> set[str]:
-    """LR codecs irncodec can store, as its lr_codecs module reports them."""
-    from irncodec import lr_codecs
+def default_lr_codecs() -> list[str]:
+    """The lossy LR codecs, those whose levels are models last and only when some level is shipped."""
+    from irncodec import zoo
+    from irncodec.lr_codecs import available_codecs, codec_class
 
-    listing = getattr(lr_codecs, "available_codecs", None)
-    return set(listing()) if callable(listing) else {"jpeg", "webp", "png"}
+    def shipped(name: str) -> bool:
+        return not codec_class(name).per_level_models or any(zoo.levels(name, s) for s in zoo.DEFAULT_MODELS)
+
+    lossy = [name for name in available_codecs() if not codec_class(name).lossless and shipped(name)]
+    return sorted(lossy, key=lambda name: codec_class(name).per_level_models)
 
 
 def _codecs_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
-    from irncodec import zoo
+    from irncodec.lr_codecs import available_codecs
 
-    default = ["jpeg", "webp"] + ["entropy"] * bool(zoo.entropy_levels(2) or zoo.entropy_levels(4))
-    names = [t.strip().lower() for v in value for t in v.split(",") if t.strip()] or default
-    known = known_lr_codecs()
+    names = [t.strip().lower() for v in value for t in v.split(",") if t.strip()] or default_lr_codecs()
+    known = set(available_codecs())
     for name in names:
         if name not in known:
             raise click.BadParameter(f"unknown LR codec '{name}': choose from {', '.join(sorted(known))}")
@@ -320,11 +328,11 @@ def _codecs_option(ctx: click.Context, param: click.Parameter, value: tuple[str,
 def check_qualities(qualities: Sequence[int], codecs: Sequence[str]) -> None:
     """Refuse qualities an LR codec cannot store (e.g. JPEG 0) before any work is done."""
     from irncodec.errors import CodecError
-    from irncodec.lr_codecs import get_codec
+    from irncodec.lr_codecs import codec_class, get_codec
 
     for name in codecs:
-        if name == "entropy":
-            continue  # its points are the shipped rate levels, not --qf
+        if codec_class(name).per_level_models:
+            continue  # its points are the shipped levels, not --qf
         codec = get_codec(name)
         try:
             for q in qualities:
@@ -333,17 +341,27 @@ def check_qualities(qualities: Sequence[int], codecs: Sequence[str]) -> None:
             raise click.BadParameter(str(exc), param_hint="--qf") from None
 
 
-def drop_entropy_without_coder(codecs: list[str], model: str | None) -> list[str]:
-    """With a --model that has no entropy coder, the entropy series cannot run: leave it
-    out of the default codecs, or refuse it when it was asked for."""
+def drop_codecs_model_lacks(codecs: list[str], model: str | None) -> list[str]:
+    """With a --model that lacks a learned coder a codec needs (the entropy coder), that
+    series cannot run: leave it out of the default codecs, or refuse it when asked for."""
     from irncodec import zoo
+    from irncodec.errors import ModelError
+    from irncodec.lr_codecs import codec_class
 
-    if "entropy" not in codecs or model is None or zoo.load_model(model).lr_coder is not None:
+    if model is None:
         return codecs
-    source = click.get_current_context().get_parameter_source("codecs")
-    if source is not None and source.name != "DEFAULT":
-        raise click.BadParameter(f"model '{model}' has no entropy coder", param_hint="--codec")
-    return [c for c in codecs if c != "entropy"]
+    kept = []
+    for name in codecs:
+        try:
+            if codec_class(name).needs_model:
+                codec_class(name).for_model(zoo.load_model(model), model)
+        except ModelError as exc:
+            source = click.get_current_context().get_parameter_source("codecs")
+            if source is not None and source.name != "DEFAULT":
+                raise click.BadParameter(str(exc), param_hint="--codec") from None
+            continue
+        kept.append(name)
+    return kept
 
 
 # --- images --------------------------------------------------------------------
@@ -475,13 +493,17 @@ def bd_pair(anchor: dict[str, Any], test: dict[str, Any], key: str = "psnr") -> 
 def bd_table(summary: dict[str, dict[str, Any]], anchors: Sequence[str] = BD_ANCHORS,
              key: str = "psnr") -> list[dict[str, Any]]:
     """BD rows of every rescaling curve (irncodec, and bicubic+JPEG for reference) per anchor."""
+    from irncodec.lr_codecs import available_codecs, codec_class
+
     tests = [m for m in summary if m.startswith(("irncodec-", "bicubic-")) and not m.endswith("-png")]
     rows = []
     for test in tests:
         extra: list[str] = []
-        if test.endswith("-entropy"):  # also against irncodec's own JPEG/WebP paths at that scale
-            prefix = test.rsplit("-", 1)[0]
-            extra = [f"{prefix}-{codec}" for codec in ("jpeg", "webp") if f"{prefix}-{codec}" in summary]
+        prefix, codec = test.rsplit("-", 1)
+        if test.startswith("irncodec-") and codec in available_codecs() and codec_class(codec).per_level_models:
+            # also against irncodec's own image-codec paths at that scale
+            extra = [f"{prefix}-{other}" for other in default_lr_codecs()
+                     if not codec_class(other).per_level_models and f"{prefix}-{other}" in summary]
         for anchor in list(anchors) + extra:
             if anchor not in summary:
                 skip = "skipped: anchor not measured"
@@ -741,7 +763,7 @@ def measure_all(images: Sequence[tuple[str, Image.Image]], settings: Sequence[Se
     """Run every setting on every image; a progress bar counts images."""
     from tqdm import tqdm
 
-    from irncodec.imageio import image_to_tensor
+    from irncodec.tensors import image_to_tensor
 
     rows = []
     for name, img in tqdm(images, desc="images", unit="img", file=sys.stderr):
@@ -816,8 +838,8 @@ def _bd_range_option(ctx: click.Context, param: click.Parameter, value: str) -> 
 @click.option("--scale", "scales", multiple=True, callback=scales_option,
               help="2, 4 or 2,4 (repeatable); default: every scale with a shipped model.")
 @click.option("--codec", "codecs", multiple=True, callback=_codecs_option,
-              help="irncodec LR codec: jpeg, webp, png, entropy (repeatable); default jpeg, webp and, "
-                   "when shipped, entropy (at its shipped rate levels, whatever --qf says).")
+              help="irncodec LR codec, e.g. jpeg, webp, png, entropy (repeatable); default: every lossy "
+                   "codec, a learned one (entropy) when shipped, at its shipped levels whatever --qf says.")
 @click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped model.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
               show_default="benchmarks/results", help="Output folder.")
@@ -839,7 +861,7 @@ def main(qualities: list[int], dataset: Path, scales: list[int], codecs: list[st
 
         torch.set_num_threads(threads)
     models = resolve_models(scales, model)
-    codecs = drop_entropy_without_coder(codecs, model)
+    codecs = drop_codecs_model_lacks(codecs, model)
     check_qualities(qualities, codecs)
     images = load_images(dataset, limit)
     notes: list[str] = []

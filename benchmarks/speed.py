@@ -196,15 +196,30 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _per_level(codec: str) -> bool:
+    from irncodec.lr_codecs import codec_class
+
+    return codec_class(codec).per_level_models
+
+
+def _lossy_codec(name: str) -> str:
+    from irncodec.lr_codecs import available_codecs, codec_class
+
+    lossy = [c for c in available_codecs() if not codec_class(c).lossless]
+    if name not in lossy:
+        raise click.BadParameter(f"'{name}' is not a lossy LR codec: choose from {', '.join(lossy)}")
+    return name
+
+
 def plan(images: Sequence[Path], models: dict[int, str], pillow: Sequence[str], quality: int,
          repeat: int, threads: int | None, devices: Sequence[str], codec: str = "jpeg",
          level: int = 2) -> list[dict[str, Any]]:
     """One job description per method, device and image (the phase is filled in later).
 
-    irncodec stores its LR image with ``codec`` at ``quality``, or for
-    ``entropy`` at rate ``level``."""
+    irncodec stores its LR image with ``codec`` at ``quality``, or, for a
+    codec whose levels are models (entropy), at ``level``."""
     jobs = []
-    suffix, lr_quality = ("-entropy", level) if codec == "entropy" else ("", quality)
+    suffix, lr_quality = (f"-{codec}", level) if _per_level(codec) else ("", quality)
     for image in images:
         for device in devices:
             for scale, model in models.items():
@@ -284,10 +299,10 @@ def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
 @click.option("--scale", "scales", multiple=True, callback=scales_option,
               help="irncodec scales (2, 4 or 2,4); default: every shipped model.")
 @click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped models.")
-@click.option("--codec", type=click.Choice(["jpeg", "webp", "entropy"]), default="jpeg", show_default=True,
-              help="irncodec's LR codec.")
+@click.option("--codec", default="jpeg", show_default=True, callback=lambda ctx, param, value: _lossy_codec(value),
+              help="irncodec's LR codec (a lossy one: jpeg, webp, entropy, ...).")
 @click.option("--level", type=click.IntRange(1, 8), default=2, show_default=True,
-              help="With --codec entropy: the rate level (its model) irncodec uses.")
+              help="With a codec whose levels are models (entropy): the level (its model) irncodec uses.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
               show_default="benchmarks/results", help="Output folder.")
 @click.option("--worker", default=None, hidden=True, help="Internal: run one JSON job and print its result.")
@@ -306,7 +321,7 @@ def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, qua
         from irncodec.errors import ModelError
 
         try:
-            models = {s: zoo.default_model(s, codec, level if codec == "entropy" else None) for s in models}
+            models = {s: zoo.default_model(s, codec, level if _per_level(codec) else None) for s in models}
         except ModelError as exc:
             raise click.BadParameter(str(exc), param_hint="--level") from None
     devices = ["cpu"] + (["cuda"] if cuda_available() else [])
@@ -321,7 +336,7 @@ def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, qua
     rows.sort(key=lambda r: (r["image"] == "mean", r["image"], r["method"], r["device"]))
     out.mkdir(parents=True, exist_ok=True)
     meta = {"dataset": str(dataset), "repeat": repeat, "threads": threads, "quality": quality,
-            "codec": codec, "level": level if codec == "entropy" else None,
+            "codec": codec, "level": level if _per_level(codec) else None,
             "models": {str(s): m for s, m in models.items()}, "notes": notes,
             "cpu_count": os.cpu_count()}
     with open(out / "speed.json", "w") as f:

@@ -5,6 +5,7 @@
 #                     download checked against campaign/wheels.sha256;
 #   .campaign/data    the training-data pack (python -m irncodec.campaign pack).
 # Usage: bash campaign/prepare.sh [DATASETS_DIR]   (default ../shared/datasets)
+#        BUDGET_MB=32 bash campaign/prepare.sh      (a smaller pack, to carry weights too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 datasets=${1:-../shared/datasets}
@@ -18,5 +19,5 @@ python -m pip download -q --no-deps --no-binary=:all: -d "$dl" FrEIA==0.2
 rm -rf .campaign/wheels && mkdir -p .campaign/wheels
 cp "$dl"/*.whl .campaign/wheels/
 python -m pip wheel -q --no-deps --no-build-isolation -w .campaign/wheels "$dl"/FrEIA-0.2.tar.gz
-python -m irncodec.campaign pack "$datasets/train" .campaign/data --val "$datasets/kodak" --budget-mb 40
+python -m irncodec.campaign pack "$datasets/train" .campaign/data --val "$datasets/kodak" --budget-mb "${BUDGET_MB:-40}"
 du -sh .campaign

@@ -205,13 +205,15 @@ def _sync(device: Any) -> None:
 def run_campaign(campaign_path: str | os.PathLike, out_dir: str | os.PathLike,
                  work_dir: str | os.PathLike = "runs/campaign", minutes: float | None = None,
                  iterations: int | None = None, poll_s: float = 10.0,
-                 parallel: int | None = None) -> dict[str, Any]:
+                 parallel: int | None = None, continue_from: str | os.PathLike | None = None) -> dict[str, Any]:
     """Run every run of a campaign at once, each in its own process; returns the summary.
 
     Ends by ``minutes`` (default: the file's) after it starts, whatever happens:
     runs past the deadline are stopped (their last weights are already out).
     ``parallel`` caps how many run at a time (a machine with less memory than
     the campaign was made for); the others start as earlier ones end.
+    ``continue_from`` is a folder of weights an earlier call returned: a run
+    whose weights file (``NAME.safetensors``) is there starts from it.
     """
     campaign = Campaign.from_yaml(campaign_path)
     budget_s = 60.0 * (campaign.minutes if minutes is None else minutes)
@@ -249,7 +251,14 @@ def run_campaign(campaign_path: str | os.PathLike, out_dir: str | os.PathLike,
         while sum(j.poll() is None for j in jobs) >= width and time.time() < deadline:
             time.sleep(min(poll_s, 1.0))
         run_dir = work / f"run{i}"
-        args = {"config": spec["config"], "overrides": campaign.run_config(spec), "run_dir": str(run_dir),
+        overrides = campaign.run_config(spec)
+        if continue_from is not None:
+            name = _run_name(spec["config"], overrides)
+            earlier = Path(continue_from) / f"{name}.safetensors"
+            if earlier.is_file():
+                overrides["init_from"] = str(earlier.resolve())
+                summary.setdefault("continued", {})[name] = str(earlier)
+        args = {"config": spec["config"], "overrides": overrides, "run_dir": str(run_dir),
                 "out_dir": str(out.resolve()), "deadline": deadline,
                 "checkpoint_s": 60.0 * campaign.checkpoint_minutes, "iterations": iterations,
                 "max_file_mb": campaign.max_file_mb}
@@ -265,6 +274,13 @@ def run_campaign(campaign_path: str | os.PathLike, out_dir: str | os.PathLike,
         partial.unlink()
     _write_logs(out, work, summary)
     return summary
+
+
+def _run_name(config_path: str, overrides: dict[str, Any]) -> str:
+    """The name a run's weights file takes (its config's, unless overridden)."""
+    from .train import TrainConfig
+
+    return TrainConfig.from_yaml(config_path, overrides).name
 
 
 def _spawn(kind: str, args: dict[str, Any], run_dir: Path, gpu: int | None) -> subprocess.Popen:
@@ -418,10 +434,14 @@ def main(argv: list[str] | None = None) -> None:
                   help="Fixed length for every run instead of fitting it to the time (dry runs).")
     @click.option("--parallel", type=click.IntRange(min=1), default=None,
                   help="Runs at a time [default: all]; fewer where memory is short.")
+    @click.option("--continue-from", type=click.Path(exists=True, file_okay=False), default=None,
+                  help="Folder of weights an earlier call returned: each run whose NAME.safetensors "
+                       "is there starts from it.")
     def run(campaign_file: str, out_dir: str, work_dir: str, minutes: float | None,
-            iterations: int | None, parallel: int | None) -> None:
+            iterations: int | None, parallel: int | None, continue_from: str | None) -> None:
         """Run CAMPAIGN_FILE's runs at once until its time is up."""
-        summary = run_campaign(campaign_file, out_dir, work_dir, minutes, iterations, parallel=parallel)
+        summary = run_campaign(campaign_file, out_dir, work_dir, minutes, iterations, parallel=parallel,
+                               continue_from=continue_from)
         click.echo(json.dumps(summary, indent=1))
         failed = [name for name, r in summary["runs"].items() if r.get("exit_code") not in (0, -15)]
         if failed or not summary["runs"]:

@@ -32,9 +32,9 @@ import torch
 from torch import Tensor
 
 from .errors import ConfigError
-from .imageio import image_to_tensor, tensor_to_image
 from .jpeg_proxy import DiffJPEG, jpeg_bits
 from .lr_codecs import get_codec
+from .tensors import image_to_tensor, tensor_to_image
 
 #: LR batch -> (what the decoder sees, estimated bits per image or None).
 Channel = Callable[[Tensor], tuple[Tensor, Tensor | None]]
@@ -44,6 +44,8 @@ KINDS = ("jpeg", "webp")
 #: Kinds with a differentiable proxy of their own, so they can run without the
 #: real codec; the others always put the real codec in the forward pass.
 DIFFERENTIABLE_KINDS = frozenset({"jpeg"})
+#: Kinds with a differentiable estimate of their file size (rate-aware training).
+RATE_KINDS = frozenset({"jpeg"})
 
 
 def real_roundtrip(x: Tensor, codec: str, quality: int | Sequence[int]) -> Tensor:
@@ -68,9 +70,9 @@ def make_channel(kind: str, quality_range: Sequence[int], real_codec: bool = Fal
     low, high = (int(q) for q in quality_range)
     if not 1 <= low <= high <= 100:
         raise ConfigError(f"lr_quality_range must be 1 <= low <= high <= 100, got {list(quality_range)}")
-    if rate and kind != "jpeg":
+    if rate and kind not in RATE_KINDS:
         raise ConfigError(f"no rate estimate for '{kind}': rate-aware training (lambda_rate > 0) "
-                          "needs lr_proxy jpeg")
+                          f"needs lr_proxy {' or '.join(sorted(RATE_KINDS))}")
     real_codec = real_codec or kind not in DIFFERENTIABLE_KINDS
     proxy = DiffJPEG(rounding="ste", subsampling="4:2:0")
 

@@ -18,9 +18,24 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
+from .lr_codecs import DEFAULT_CODEC, available_codecs, codec_class, codecs_with_option, option_choices
 
 OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}
+
+
+def _codec_help() -> tuple[str, str]:
+    """Help for -c and -q, from the registered LR codecs."""
+    names = available_codecs()
+    levels = [n for n in names if codec_class(n).per_level_models]
+    codec = "LR codec: " + ", ".join(n + " (learned; one model per -q level)" * (n in levels) for n in names)
+    quality = "LR codec quality: " + ", ".join(f"{n} {codec_class(n).quality_help()}" for n in names
+                                               if not codec_class(n).lossless)
+    return f"{codec} [default: {DEFAULT_CODEC}].", quality + "."
+
+
+_CODEC_HELP, _QUALITY_HELP = _codec_help()
+_SUBSAMPLING_CODECS = codecs_with_option("subsampling")
 
 
 def _fail(message: str) -> NoReturn:
@@ -94,15 +109,13 @@ def _output_format(path: Path) -> str:
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path())  # a str: Path() would drop a trailing "/"
-@click.option("-q", "--quality", type=int, default=None,
-              help="LR codec quality: jpeg 1-100, webp 0-100, entropy a shipped rate level (1 = smallest; see models).")
-@click.option("-c", "--codec", default=None,
-              help="LR codec: jpeg, webp, png, or entropy (learned; one model per -q level) [default: jpeg].")
+@click.option("-q", "--quality", type=int, default=None, help=_QUALITY_HELP)
+@click.option("-c", "--codec", default=None, help=_CODEC_HELP)
 @click.option("-s", "--scale", type=click.Choice(["2", "4"]), default=None, help="Downscaling factor [default: 2].")
 @click.option("-m", "--model", default=None,
               help="Zoo model name or .safetensors path [default: the one trained for the codec].")
-@click.option("--subsampling", type=click.Choice(["4:2:0", "4:2:2", "4:4:4"]), default=None,
-              help="JPEG chroma subsampling [default: 4:2:0].")
+@click.option("--subsampling", type=click.Choice(option_choices("subsampling")), default=None,
+              help=f"Chroma subsampling ({', '.join(_SUBSAMPLING_CODECS)}) [default: 4:2:0].")
 @click.option("-t", "--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Make the best file of at most this many bits per pixel, choosing scale, codec, "
                    "quality and model (only among -c/-s when given). Tries every path: slower.")
@@ -114,8 +127,8 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
     from . import imageio
     from .fileio import atomic_write_bytes, check_output
 
-    if subsampling is not None and codec not in (None, "jpeg"):
-        _fail("--subsampling applies to the jpeg codec only")
+    if subsampling is not None and (codec or DEFAULT_CODEC) not in _SUBSAMPLING_CODECS:
+        _fail(f"--subsampling applies to the {', '.join(_SUBSAMPLING_CODECS)} codec only")
     if target_bpp is not None and (quality is not None or model is not None):
         _fail("--target-bpp picks the quality and the model itself: drop -q/--quality and -m/--model")
     check_output(output, [input])
@@ -186,7 +199,7 @@ def info(file: Path) -> None:
         ("scale", f"x{h.scale}"),
         ("size", f"{h.width}x{h.height}"), ("mode", h.mode),
         ("LR size", f"{h.lr_width}x{h.lr_height} (padding {h.pad_x},{h.pad_y})"),
-        ("LR codec", f"{h.codec}" + ("" if h.codec == "png" else f" q{h.quality}")),
+        ("LR codec", f"{h.codec}" + ("" if codec_class(h.codec).lossless else f" q{h.quality}")),
         ("LR payload", f"{len(irn.payload)} bytes"),
         ("alpha", f"{len(irn.alpha)} bytes (png)" if irn.alpha else "none"),
         ("file size", f"{irn.size} bytes"), ("bits per pixel", f"{irn.bits_per_pixel():.4f}"),
@@ -198,13 +211,13 @@ def info(file: Path) -> None:
 @main.command()
 def models() -> None:
     """List the pretrained models."""
-    from .lr_codecs import available_codecs
-    from .zoo import DEFAULT_MODELS, ENTROPY_MODELS, available_models, default_model
+    from .zoo import DEFAULT_MODELS, LEVEL_MODELS, available_models, default_model
 
     defaults = {default_model(scale, codec) for scale in DEFAULT_MODELS
-                for codec in available_codecs() if codec != "entropy"}
-    defaults |= set(ENTROPY_MODELS.values())
-    click.echo("(* = used by default for its scale and LR codec; entropy: one model per -q level)")
+                for codec in available_codecs() if not codec_class(codec).per_level_models}
+    defaults |= {name for per_level in LEVEL_MODELS.values() for name in per_level.values()}
+    per_level = ", ".join(LEVEL_MODELS)
+    click.echo(f"(* = used by default for its scale and LR codec; {per_level}: one model per -q level)")
     models = available_models()
     width = max(map(len, models), default=0)
     for name, entry in models.items():
@@ -240,7 +253,7 @@ def train(config: Path, run_dir: Path | None, iterations: int | None, stop_at: i
               help="With --register: measure PSNR on these images into the training record.")
 def export(checkpoint: Path, output: Path | None, fp32: bool, name: str | None,
            description: str, eval_dir: Path | None) -> None:
-    """Write the model of a training CHECKPOINT as a .safetensors OUTPUT."""
+    """Write the model of a training CHECKPOINT (.pt, or float32 .safetensors weights) as a .safetensors OUTPUT."""
     from .train import export_checkpoint, release
 
     if name is not None:

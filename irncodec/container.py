@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from .errors import ConfigError, FormatError
+from .lr_codecs import codec_ids
 
 #: The version irncodec writes; every version in READ_VERSIONS is still read.
 FORMAT_VERSION = 2
@@ -48,8 +49,6 @@ MAGIC = b"\x89IRN"
 SUPPORTED_SCALES = (2, 4)
 #: Original image mode (restored on decode) <-> its id in the file.
 MODE_IDS = {"L": 1, "RGB": 2, "LA": 3, "RGBA": 4}
-#: LR codec name <-> its id in the file.
-CODEC_IDS = {"png": 0, "jpeg": 1, "webp": 2, "entropy": 3}
 MODES_WITH_ALPHA = ("LA", "RGBA")
 
 FLAG_ALPHA = 0x01
@@ -78,7 +77,6 @@ HEADER_FIXED_SIZE = HEADER_FIXED_SIZES[FORMAT_VERSION]
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NAME_RE_BYTES = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 _MODE_NAMES = {v: k for k, v in MODE_IDS.items()}
-_CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 _READ_CHUNK = 1 << 24
 
 
@@ -98,7 +96,7 @@ class Header:
     mode: str       # "L" | "RGB" | "LA" | "RGBA"
     pad_x: int
     pad_y: int
-    codec: str      # "png" | "jpeg" | "webp" | "entropy"
+    codec: str      # a registered LR codec (irncodec.lr_codecs)
     quality: int
     #: Short hash of the weights that made the LR image (``zoo.fingerprint``);
     #: None only in version-1 files, which predate it.
@@ -193,8 +191,8 @@ def _header_problem(h: Header, alpha_len: int, max_pixels: int) -> str | None:
         if not 0 <= pad < h.scale or (size + pad) % h.scale != 0:
             return (f"invalid padding pad_{name}={pad} for size {size} at scale {h.scale}: "
                     f"the padded size must be the next multiple of {h.scale}")
-    if not isinstance(h.codec, str) or h.codec not in CODEC_IDS:
-        return f"unknown LR codec {h.codec!r} (known: {', '.join(CODEC_IDS)})"
+    if not isinstance(h.codec, str) or h.codec not in codec_ids():
+        return f"unknown LR codec {h.codec!r} (known: {', '.join(codec_ids())})"
     if not 0 <= h.quality <= 100:
         return f"invalid quality {h.quality} (must be 0..100)"
     if alpha_len and h.mode not in MODES_WITH_ALPHA:
@@ -235,7 +233,7 @@ def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
     name = h.model.encode("ascii")
     head = _PREFIX.pack(MAGIC, h.version, FLAG_ALPHA if alpha else 0, len(name)) + name
     head += _FIELDS.pack(h.scale, h.width, h.height, MODE_IDS[h.mode], h.pad_x, h.pad_y,
-                         CODEC_IDS[h.codec], h.quality, len(payload), len(alpha))
+                         codec_ids()[h.codec], h.quality, len(payload), len(alpha))
     head += h.fingerprint or b""
     crcs = _CRCS.pack(zlib.crc32(head), zlib.crc32(alpha, zlib.crc32(payload)))
     return head + crcs + payload + alpha
@@ -303,14 +301,15 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
      payload_len, alpha_len) = _FIELDS.unpack(rest[name_len:fields_end])
     if mode_id not in _MODE_NAMES:
         raise FormatError(f"unknown image mode id {mode_id}")
-    if codec_id not in _CODEC_NAMES:
+    codec_names = {file_id: name for name, file_id in codec_ids().items()}
+    if codec_id not in codec_names:
         raise FormatError(f"unknown LR codec id {codec_id}")
     if bool(flags & FLAG_ALPHA) != (alpha_len > 0):
         raise FormatError(f"alpha flag is {'set' if flags & FLAG_ALPHA else 'clear'} "
                           f"but the alpha length is {alpha_len}")
     header = Header(model=name.decode("ascii"), scale=scale, width=width, height=height,
                     mode=_MODE_NAMES[mode_id], pad_x=pad_x, pad_y=pad_y,
-                    codec=_CODEC_NAMES[codec_id], quality=quality, fingerprint=fingerprint)
+                    codec=codec_names[codec_id], quality=quality, fingerprint=fingerprint)
     problem = (_header_problem(header, alpha_len, max_pixels)
                or _length_problem("LR payload", payload_len, 1)
                or _length_problem("alpha plane", alpha_len, 0))

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from . import container, zoo
-from .codec import Source, downscale, load_encoder, upscale
 from .errors import CodecError
-from .lr_codecs import available_codecs, get_codec
+from .lr_codecs import available_codecs, codec_class, codecs_with_option, get_codec
+from .pipeline import Source, downscale, load_encoder, upscale
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,10 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
     if codec is not None:
         codecs = [get_codec(codec).name]
     else:
-        codecs = [name for name in available_codecs() if not get_codec(name).lossless]
-    if subsampling is not None and "jpeg" not in codecs:
-        raise CodecError("subsampling applies to the jpeg codec only")
+        codecs = [name for name in available_codecs() if not codec_class(name).lossless]
+    takes_subsampling = codecs_with_option("subsampling")
+    if subsampling is not None and not set(codecs) & set(takes_subsampling):
+        raise CodecError(f"subsampling applies to the {', '.join(takes_subsampling)} codec only")
     original = np.asarray(source.rgb)
 
     fitting: list[tuple[Candidate, bytes]] = []
@@ -112,7 +113,7 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
         if smallest:
             least = min(smallest, key=lambda f: f.size)
             h = least.header
-            how = f"x{h.scale} {h.codec}" + ("" if get_codec(h.codec).lossless else f" q{h.quality}")
+            how = f"x{h.scale} {h.codec}" + ("" if codec_class(h.codec).lossless else f" q{h.quality}")
             hint = f"the smallest is {least.size * 8 / source.pixels:.4g} bpp ({least.size} bytes, {how})"
         raise CodecError(f"no irncodec file of this {source.rgb.width}x{source.rgb.height} image fits "
                          f"{target:g} bits per pixel ({budget} bytes): {hint}")
@@ -127,11 +128,11 @@ def _search_path(source: Source, codec: str, scale: int, subsampling: str | None
                  device: str | torch.device) -> tuple[Found | None, container.IrnFile | None]:
     """The path's best file within ``budget`` (network, model, decoded LR image,
     file) or None, and its smallest file (the search always makes it first)."""
-    options = {"subsampling": subsampling} if subsampling is not None and codec == "jpeg" else {}
-    kind = get_codec(codec, **options)
+    kind = codec_class(codec)
+    options = {"subsampling": subsampling} if subsampling is not None and "subsampling" in kind.options else {}
     made: dict[int, Found] = {}
     if kind.per_level_models:  # levels are models of growing rate: bisect over them
-        levels = zoo.entropy_levels(scale)
+        levels = zoo.levels(codec, scale)
 
         def level_size(index: int) -> int:
             if index not in made:

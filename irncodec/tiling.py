@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .imageio import pixels_to_tensor, tensor_to_pixels
 from .models import IRN
+from .tensors import pixels_to_tensor, tensor_to_pixels
 
 #: LR pixels per tile side, and of context around each tile.
 TILE = 256

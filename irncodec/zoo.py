@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save
 from .container import FINGERPRINT_SIZE, is_valid_model_name
 from .errors import ModelError
 from .fileio import atomic_write_bytes
+from .lr_codecs import codec_class
 from .models import IRN, IRNConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -37,35 +38,38 @@ DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
 #: A retrained default gets a new name here; the model it replaces stays shipped for old files.
 CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate", (4, "jpeg"): "irn-x4-jpeg-small",
                 (2, "webp"): "irn-x2-webp-small"}
-#: Models with a learned LR entropy coder, one per rate level (the ``entropy`` codec's quality).
-#: A retrained level gets a new name (files name their model, so the old one stays shipped).
-ENTROPY_MODELS = {(2, 1): "irn-x2-entropy-q1", (2, 2): "irn-x2-entropy-q2", (2, 3): "irn-x2-entropy-q3-v2",
-                  (2, 4): "irn-x2-entropy-q4-v2", (2, 5): "irn-x2-entropy-q5"}
+#: For codecs whose every quality is its own model (``per_level_models``, such as
+#: the learned entropy coder): the model of each (scale, level). A retrained
+#: level gets a new name (files name their model, so the old one stays shipped).
+LEVEL_MODELS = {"entropy": {(2, 1): "irn-x2-entropy-q1", (2, 2): "irn-x2-entropy-q2-v2",
+                            (2, 3): "irn-x2-entropy-q3-v3", (2, 4): "irn-x2-entropy-q4-v2",
+                            (2, 5): "irn-x2-entropy-q5"}}
 #: Weights kept in float32 on export: the entropy models' CDF inputs (small, and
 #: the coder must rebuild exactly what it was trained with).
 FP32_KEYS = ("entropy_bottleneck.", "gaussian_conditional.")
 
 
-def entropy_levels(scale: int) -> list[int]:
-    """The rate levels (qualities of the ``entropy`` codec) shipped at ``scale``."""
+def levels(codec: str, scale: int) -> list[int]:
+    """The qualities of a per-level codec (each its own model) shipped at ``scale``; [] for others."""
     manifest = _manifest()
-    return sorted(q for (s, q), name in ENTROPY_MODELS.items() if s == scale and name in manifest)
+    return sorted(q for (s, q), name in LEVEL_MODELS.get(codec, {}).items() if s == scale and name in manifest)
 
 
 def default_model(scale: int, codec: str, quality: int | None = None) -> str:
     """The model ``encode`` uses when none is named.
 
-    For ``entropy``, the model of that rate level; otherwise one trained for
-    ``codec`` at ``scale`` if it is shipped, else the plain model for ``scale``.
+    For a codec whose qualities are models (the entropy coder), the model of
+    that level; otherwise one trained for ``codec`` at ``scale`` if it is
+    shipped, else the plain model for ``scale``.
     """
     if scale not in DEFAULT_MODELS:
         raise ModelError(f"unsupported scale {scale}: choose from {sorted(DEFAULT_MODELS)}")
-    if codec == "entropy":
-        levels = entropy_levels(scale)
-        if quality not in levels:
-            shipped = ", ".join(map(str, levels)) or "none"
-            raise ModelError(f"no x{scale} entropy model for quality {quality}: shipped levels are {shipped}")
-        return ENTROPY_MODELS[(scale, quality)]
+    if codec_class(codec).per_level_models:
+        shipped = levels(codec, scale)
+        if quality not in shipped:
+            listed = ", ".join(map(str, shipped)) or "none"
+            raise ModelError(f"no x{scale} {codec} model for quality {quality}: shipped levels are {listed}")
+        return LEVEL_MODELS[codec][(scale, quality)]
     name = CODEC_MODELS.get((scale, codec))
     return name if name in _manifest() else DEFAULT_MODELS[scale]
 

@@ -45,10 +45,11 @@ with _coverage_instrumented():
 
     import irncodec
     from irncodec import container, zoo
-    from irncodec.container import CODEC_IDS, MODE_IDS, Header
+    from irncodec.container import MODE_IDS, Header
     from irncodec.errors import IrnError
+    from irncodec.lr_codecs import codec_ids
 
-_CODECS = list(CODEC_IDS)
+_CODECS = list(codec_ids())
 _MODES = list(MODE_IDS)
 
 
@@ -115,7 +116,7 @@ def _raw(h: Header, payload: bytes, alpha: bytes) -> bytes:
     name = h.model.encode()
     head = struct.pack("<4sBBB", container.MAGIC, h.version, flags, len(name)) + name
     head += struct.pack("<BIIBBBBBII", h.scale, h.width, h.height, MODE_IDS[h.mode], h.pad_x, h.pad_y,
-                        CODEC_IDS[h.codec], h.quality, len(payload), len(alpha))
+                        codec_ids()[h.codec], h.quality, len(payload), len(alpha))
     head += h.fingerprint or b""
     return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(payload + alpha)) + payload + alpha
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import irncodec
 from irncodec import metrics
-from irncodec.imageio import image_to_tensor
+from irncodec.tensors import image_to_tensor
 
 from .conftest import photo_like
 

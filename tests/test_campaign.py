@@ -35,7 +35,7 @@ def tiny_campaign(tmp_path) -> Path:
     base = {"model": {"scale": 2, "blocks_per_stage": 1, "growth": 4}, "train_dirs": ["data"],
             "val_dir": "data", "val_images": 2, "val_crop": 32, "patch_size": 16, "batch_size": 2,
             "iterations": 1000, "checkpoint_every": 1000, "val_every": 1000, "log_every": 1,
-            "lr_milestones": [0.5, 0.8]}
+            "learning_rate_milestones": [0.5, 0.8]}
     (tmp_path / "a.yaml").write_text(yaml.safe_dump({**base, "name": "tiny_a"}))
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({**base, "name": "tiny_b", "lr_proxy": "jpeg"}))
     campaign = {"minutes": 5, "checkpoint_minutes": 0.05, "overrides": {"threads": 1, "device": "cpu"},
@@ -64,10 +64,21 @@ def test_entry_point_runs_every_run_and_returns_weights_and_logs(tiny_campaign, 
     model = zoo.load_model(str(out / "tiny_b.safetensors"))
     _, _, record = zoo.read_weights(out / "tiny_b.safetensors")
     assert model.scale == 2 and record["iterations"] == 2
-    assert record["config"]["lr"] == 1e-3 and record["config"]["lr_proxy"] == "jpeg"
+    assert record["config"]["learning_rate"] == 1e-3 and record["config"]["lr_proxy"] == "jpeg"
     assert record["dtype"] == "float32"  # small enough to keep full precision
     logs = _archive(out)
     assert {"run0/log.csv", "run1/log.csv", "run0/console.log", "summary.json"} <= set(logs)
+
+    # A second call continues each run from the weights the first returned (one of them here).
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (out / "tiny_b.safetensors").rename(earlier / "tiny_b.safetensors")
+    again = run_campaign(tiny_campaign, tmp_path / "out2", tmp_path / "work2", iterations=1,
+                         continue_from=earlier)
+    assert again["continued"] == {"tiny_b": str(earlier / "tiny_b.safetensors")}
+    continued = zoo.read_weights(tmp_path / "out2" / "tiny_b.safetensors")[2]
+    assert continued["config"]["init_from"] == str((earlier / "tiny_b.safetensors").resolve())
+    assert zoo.read_weights(tmp_path / "out2" / "tiny_a.safetensors")[2]["config"]["init_from"] is None
     assert json.loads(logs["summary.json"])["runs"]["b"]["iterations"] == 2
 
 
@@ -169,7 +180,7 @@ def _tiny_trainer(tmp_path, overrides: dict | None = None) -> Trainer:
     for i in range(2):
         photo_like(40, 36, seed=i).save(data / f"{i}.png")
     cfg = {"name": "t", "model": {"scale": 2, "blocks_per_stage": 1, "growth": 4}, "train_dirs": [str(data)],
-           "patch_size": 16, "batch_size": 2, "iterations": 100, "lr_milestones": [0.5, 0.8],
+           "patch_size": 16, "batch_size": 2, "iterations": 100, "learning_rate_milestones": [0.5, 0.8],
            "checkpoint_every": 1000, "log_every": 1000, "val_every": 1000}
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(cfg))

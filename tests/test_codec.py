@@ -10,8 +10,8 @@ from PIL import Image
 import irncodec
 from irncodec import container
 from irncodec.errors import CodecError, FormatError, ImageError, ModelError
-from irncodec.imageio import image_to_tensor
 from irncodec.metrics import psnr
+from irncodec.tensors import image_to_tensor
 
 from .conftest import photo_like
 

@@ -11,17 +11,8 @@ import torch
 from PIL import Image
 
 from irncodec.errors import CodecError, FormatError, ImageError
-from irncodec.imageio import (
-    crop,
-    decode_alpha,
-    encode_alpha,
-    image_to_tensor,
-    load_image,
-    merge_alpha,
-    pad_to_multiple,
-    split_alpha,
-    tensor_to_image,
-)
+from irncodec.imageio import decode_alpha, encode_alpha, load_image, merge_alpha, split_alpha
+from irncodec.tensors import crop, image_to_tensor, pad_to_multiple, tensor_to_image
 
 SIZE = (17, 13)
 

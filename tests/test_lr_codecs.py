@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from PIL import Image
 
 from irncodec import lr_codecs
+from irncodec.container import Header, IrnFile, pack, unpack
 from irncodec.errors import CodecError
 from irncodec.lr_codecs import LRCodec, available_codecs, get_codec, register_codec
 
@@ -167,23 +170,76 @@ def test_png_payload_of_other_mode_rejected():
         get_codec("png").decode(out.getvalue(), SIZE)
 
 
-def test_register_new_codec(monkeypatch):
-    monkeypatch.setattr(lr_codecs, "_REGISTRY", dict(lr_codecs._REGISTRY))
+class RawCodec(LRCodec):
+    """A codec registered by the tests: raw RGB bytes."""
 
-    @register_codec
-    class RawCodec(LRCodec):
-        name: ClassVar[str] = "raw"
-        lossless = True
-        min_quality = max_quality = default_quality = 0
+    name: ClassVar[str] = "raw"
+    file_id = 201
+    lossless = True
+    min_quality = max_quality = default_quality = 0
 
-        def encode(self, image, quality):
-            return image.tobytes()
+    def encode(self, image, quality):
+        return image.tobytes()
 
-        def decode(self, data, size):
-            return Image.frombytes("RGB", size, data)
+    def decode(self, data, size):
+        return Image.frombytes("RGB", size, data)
 
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A registry the test may add to, with RawCodec registered."""
+    monkeypatch.setattr(lr_codecs.base, "_REGISTRY", dict(lr_codecs.base._REGISTRY))
+    register_codec(RawCodec)
+
+
+def test_register_new_codec(registry):
     assert "raw" in available_codecs()
     codec = get_codec("raw")
     assert codec.decode(codec.encode(noise(), 0), SIZE).tobytes() == noise().tobytes()
     with pytest.raises(ValueError, match="already taken"):
         register_codec(type("Impostor", (RawCodec,), {}))
+
+
+def test_file_ids_are_the_ones_docs_format_md_fixes():
+    """A codec's id is in every file written with it: the registry must match the spec forever."""
+    spec = (Path(__file__).resolve().parents[1] / "docs" / "format.md").read_text()
+    row = next(line for line in spec.splitlines() if "| codec " in line)
+    documented = {name: int(file_id) for file_id, name in re.findall(r"(\d+) = `(\w+)`", row)}
+    assert documented == lr_codecs.codec_ids()
+
+
+def test_a_registered_codec_is_stored_and_read_by_the_container(registry):
+    """The registry is the extension point: a new codec needs no edit to the container."""
+    header = Header(model="m", scale=2, width=4, height=2, mode="RGB", pad_x=0, pad_y=0,
+                    codec="raw", quality=0, fingerprint=bytes(8))
+    data = pack(IrnFile(header, get_codec("raw").encode(noise((2, 1)), 0)))
+    assert data[19 + len("m")] == RawCodec.file_id  # the codec byte, at 19 + n (docs/format.md)
+    read_back = unpack(data)
+    assert read_back.header.codec == "raw"
+    assert get_codec("raw").decode(read_back.payload, (2, 1)).tobytes() == noise((2, 1)).tobytes()
+
+
+def test_file_ids_and_names_are_unique(monkeypatch):
+    monkeypatch.setattr(lr_codecs.base, "_REGISTRY", dict(lr_codecs.base._REGISTRY))
+    with pytest.raises(ValueError, match=r"file id 1 .* already taken by .jpeg."):
+        register_codec(type("Clash", (lr_codecs.PngCodec,), {"name": "clash", "file_id": 1}))
+    with pytest.raises(ValueError, match="needs a file_id"):
+        register_codec(type("NoId", (lr_codecs.PngCodec,), {"name": "no-id", "file_id": None}))
+
+
+def test_options_come_from_the_codec_classes():
+    assert lr_codecs.codecs_with_option("subsampling") == ["jpeg"]
+    assert lr_codecs.option_choices("subsampling") == ["4:2:0", "4:2:2", "4:4:4"]
+    with pytest.raises(CodecError, match="does not take option"):
+        get_codec("webp", subsampling="4:2:0")
+    with pytest.raises(CodecError, match="4:2:0, 4:2:2, 4:4:4"):
+        get_codec("jpeg", subsampling="4:1:1")
+
+
+def test_per_level_and_model_bound_codecs_say_so():
+    """What the zoo, codec and CLI ask instead of testing names."""
+    entropy = lr_codecs.codec_class("entropy")
+    assert entropy.per_level_models and entropy.needs_model
+    assert not any(lr_codecs.codec_class(n).needs_model for n in ("png", "jpeg", "webp"))
+    with pytest.raises(CodecError, match="unknown LR codec 'nope'"):
+        lr_codecs.codec_class("nope")

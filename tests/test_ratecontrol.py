@@ -53,7 +53,7 @@ def test_each_path_uses_the_largest_quality_that_fits(image, at_one_bpp):
     budget = 96 * 64 // 8
     for c in at_one_bpp.candidates:
         if c.codec == "entropy":
-            levels = zoo.entropy_levels(c.scale)
+            levels = zoo.levels(c.codec, c.scale)
             bigger = [q for q in levels if q > c.quality]
         else:
             bigger = [c.quality + 1] if c.quality < 100 else []

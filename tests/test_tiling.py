@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from irncodec import codec, tiling
-from irncodec.imageio import image_to_tensor, tensor_to_image
 from irncodec.metrics import psnr, quantize_8bit
+from irncodec.tensors import image_to_tensor, tensor_to_image
 
 from .conftest import SAIN_OPTIONS, make_tiny_model, photo_like
 
@@ -82,7 +82,7 @@ def test_sampled_z_is_deterministic_per_tile():
 
 
 def test_codec_pads_like_the_tensor_path():
-    from irncodec.imageio import pad_pixels_to_multiple, pad_to_multiple
+    from irncodec.tensors import pad_pixels_to_multiple, pad_to_multiple
 
     for size in [(5, 3), (1, 1), (7, 8)]:
         img = photo_like(*size)

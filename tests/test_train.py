@@ -24,7 +24,7 @@ def tiny_config(tmp_path) -> Path:
         "name": "tiny", "model": {"scale": 2, "blocks_per_stage": 1, "growth": 4},
         "train_dirs": ["data"], "val_dir": "data", "val_images": 2, "val_crop": 32,
         "patch_size": 16, "batch_size": 2, "iterations": 6,
-        "checkpoint_every": 3, "val_every": 3, "log_every": 3, "lr_milestones": [0.5],
+        "checkpoint_every": 3, "val_every": 3, "log_every": 3, "learning_rate_milestones": [0.5],
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -44,7 +44,7 @@ def test_resume_is_exact(tiny_config, tmp_path):
 
 def test_losses_decrease(tiny_config, tmp_path):
     config = TrainConfig.from_yaml(tiny_config)
-    config.lr = 1e-3
+    config.learning_rate = 1e-3
     trainer = Trainer(config, tmp_path / "run")
     first = sum(trainer.step()["total"] for _ in range(3))
     for _ in range(30):
@@ -90,8 +90,9 @@ def test_missing_dataset_is_config_error(tiny_config, tmp_path):
 def test_resume_with_new_length_replans_schedule(tiny_config, tmp_path):
     train(tiny_config, tmp_path / "run", stop_at=2, progress=False)
     resumed = train(tiny_config, tmp_path / "run", iterations=4, progress=False)
-    assert sorted(resumed.scheduler.milestones) == [2]  # lr_milestones [0.5] of 4
-    assert resumed.scheduler.get_last_lr()[0] == pytest.approx(resumed.config.lr * resumed.config.lr_gamma)
+    assert sorted(resumed.scheduler.milestones) == [2]  # learning_rate_milestones [0.5] of 4
+    decayed = resumed.config.learning_rate * resumed.config.learning_rate_gamma
+    assert resumed.scheduler.get_last_lr()[0] == pytest.approx(decayed)
 
 
 def test_release_ships_fp16_weights_with_record(tiny_config, tmp_path, monkeypatch):
@@ -106,6 +107,16 @@ def test_release_ships_fp16_weights_with_record(tiny_config, tmp_path, monkeypat
     assert ev["images"] == 4 and abs(ev["fp32"]["psnr"] - ev["fp16"]["psnr"]) < 1.0
     assert zoo.available_models()["tiny-rel"]["parameters"] == record["parameters"]
     assert zoo.load_model("tiny-rel").scale == 2
+    with pytest.raises(ConfigError, match="already shipped"):
+        release(tmp_path / "run" / "last.pt", "tiny-rel", "again")
+    # float32 weights (what a campaign returns) ship like the checkpoint they came from
+    weights = tmp_path / "w.safetensors"
+    export_checkpoint(tmp_path / "run" / "last.pt", weights, half=False)
+    again = release(weights, "tiny-rel-2", "from weights", eval_dir=tmp_path / "data")
+    assert again["iterations"] == record["iterations"] and again["evaluation"] == ev
+    shipped, from_weights = (zoo.read_weights(zoo.WEIGHTS_DIR / f"{n}.safetensors")[1]
+                             for n in ("tiny-rel", "tiny-rel-2"))
+    assert all(torch.equal(shipped[k], from_weights[k]) for k in shipped)
     zoo._load_cached.cache_clear()
 
 
@@ -163,7 +174,7 @@ def test_rate_aware_jpeg_training_logs_rate_steers_the_model_and_resumes_exactly
 
 def test_jpeg_channel_changes_the_lr_and_passes_gradients():
     from irncodec.channels import make_channel
-    from irncodec.imageio import image_to_tensor
+    from irncodec.tensors import image_to_tensor
 
     lr = image_to_tensor(photo_like(32, 24)).repeat(2, 1, 1, 1).requires_grad_()
     out, bits = make_channel("jpeg", (30, 30))(lr)
@@ -195,7 +206,7 @@ def _with(config_path: Path, **changes) -> Path:
 
 def test_real_codec_channel_is_exact_pillow_forward_with_proxy_gradient():
     from irncodec.channels import make_channel, real_roundtrip
-    from irncodec.imageio import image_to_tensor
+    from irncodec.tensors import image_to_tensor
 
     lr = image_to_tensor(photo_like(32, 24)).requires_grad_()
     for kind in ("jpeg", "webp"):
@@ -297,7 +308,7 @@ def test_ddp_two_processes_stay_in_sync_and_resume_exactly(tiny_config, tmp_path
 
 
 def test_batch_must_split_over_processes(tiny_config, tmp_path, monkeypatch):
-    import irncodec.train as training
+    import irncodec.train.trainer as training
 
     monkeypatch.setattr(training, "distributed_context", lambda: (0, 3))
     with pytest.raises(ConfigError, match="divide"):
@@ -309,7 +320,7 @@ ENTROPY = {"scale": 2, "blocks_per_stage": 1, "growth": 4, "lr_coder": "hyperpri
 
 
 def test_entropy_model_trains_for_rate_and_resumes_exactly(tiny_config, tmp_path):
-    _with(tiny_config, model=ENTROPY, lambda_rate=0.05, coder_lr=5e-4, coder_warmup=2)
+    _with(tiny_config, model=ENTROPY, lambda_rate=0.05, coder_learning_rate=5e-4, coder_warmup=2)
     straight = train(tiny_config, tmp_path / "a", progress=False)
     train(tiny_config, tmp_path / "b", stop_at=3, progress=False)
     resumed = train(tiny_config, tmp_path / "b", progress=False)
@@ -376,3 +387,54 @@ def test_shipped_configs_load_and_build(path):
     assert IRN(config.model).scale == config.model.scale
     if config.init_from and not config.init_from.endswith(".safetensors"):
         assert config.init_from in zoo.available_models(), config.init_from
+
+
+def test_old_learning_rate_keys_are_read_under_their_new_names(tiny_config, tmp_path):
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw.pop("learning_rate_milestones", None)
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump({**raw, "lr": 3e-4, "lr_milestones": [0.25], "lr_gamma": 0.1,
+                                   "coder_lr": 1e-3, "aux_lr": 2e-3}))
+    config = TrainConfig.from_yaml(old)
+    assert (config.learning_rate, config.learning_rate_milestones, config.learning_rate_gamma,
+            config.coder_learning_rate, config.aux_learning_rate) == (3e-4, [0.25], 0.1, 1e-3, 2e-3)
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump({**raw, "lr": 3e-4, "learning_rate": 1e-4}))
+    with pytest.raises(ConfigError, match="learning_rate or its old name lr"):
+        TrainConfig.from_yaml(both)
+
+
+@pytest.mark.parametrize("update", [{}, {"lr_proxy": "jpeg", "lambda_rate": 0.1},
+                                    {"model": ENTROPY, "lambda_rate": 0.05},
+                                    {"model": {"scale": 2, "blocks_per_stage": 1, "growth": 4,
+                                               "architecture": "sain", "simulator_blocks": 1,
+                                               "z_prior": "mixture"}, "lr_proxy": "jpeg"}])
+def test_log_columns_follow_the_loss_terms(tiny_config, tmp_path, update):
+    """The log's loss columns are the terms the step computes, each with a weight in the config."""
+    from irncodec.train import WEIGHTS, irn_losses, loss_terms, weighted_total
+
+    _with(tiny_config, **update)
+    trainer = Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "run")
+    hr = torch.rand(2, 3, 16, 16)
+    losses = irn_losses(trainer.model, hr, trainer.lr_channel)
+    assert list(losses) == loss_terms(trainer.config)
+    assert set(losses) <= set(WEIGHTS)
+    fields = trainer.log_fields()
+    assert fields[fields.index("total") + 1:][:len(losses)] == list(losses)
+    expected = sum(getattr(trainer.config, WEIGHTS[k]) * v for k, v in losses.items())
+    assert torch.allclose(weighted_total(losses, trainer.config), expected)
+
+
+def test_ddp_trains_an_entropy_coder_with_its_quantiles_outside_ddp(tiny_config, tmp_path):
+    """The quantiles learn from the auxiliary loss alone: DDP must not wait for their
+    gradients, and every rank must still end with the same quantiles."""
+    _with(tiny_config, batch_size=4, model=ENTROPY, lambda_rate=0.05, val_dir=None, iterations=3)
+    states = _run_ddp(tiny_config, tmp_path / "run", tmp_path / "e.pt")
+    before = Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "fresh").model.state_dict()
+    quantiles = [k for k in states[0] if k.endswith(".quantiles")]
+    assert quantiles
+    for key in quantiles:
+        assert torch.equal(states[0][key], states[1][key])
+        assert not torch.equal(states[0][key], before[key])  # the aux optimizer moved them
+    for a, b in zip(*(s.values() for s in states)):
+        assert torch.equal(a, b)

@@ -134,8 +134,8 @@ def test_shipped_x2_beats_bicubic_on_kodak_crops():
     import torch.nn.functional as F
     from PIL import Image
 
-    from irncodec.imageio import image_to_tensor
     from irncodec.metrics import psnr, quantize_8bit
+    from irncodec.tensors import image_to_tensor
 
     model = zoo.load_model("irn-x2-small")
     gains = []
@@ -155,10 +155,10 @@ def test_shipped_entropy_levels_trade_rate_for_quality():
     from PIL import Image
 
     import irncodec
-    from irncodec.imageio import image_to_tensor
     from irncodec.metrics import psnr
+    from irncodec.tensors import image_to_tensor
 
-    levels = zoo.entropy_levels(2)
+    levels = zoo.levels("entropy", 2)
     assert len(levels) >= 3
     image = Image.open(KODAK / "kodim23.png").convert("RGB").crop((256, 128, 512, 384))
     points = []

@@ -138,7 +138,7 @@ class IRN(nn.Module):
 
     ``forward`` downscales: ``x -> (lr, z)``; ``inverse`` upscales:
     ``(lr, z) -> x``. Inputs are in [0, 1]; height and width must be
-    multiples of ``scale`` (see :func:`irncodec.imageio.pad_to_multiple`).
+    multiples of ``scale`` (see :func:`irncodec.tensors.pad_to_multiple`).
     For IRN, ``inverse(*forward(x))`` is ``x``; for SAIN the exact inverse
     is of ``rescale(x).lr_simulated`` and z.
     """
@@ -167,6 +167,11 @@ class IRN(nn.Module):
         else:
             self.prior = GaussianPrior(c.z_temperature)
         self.lr_coder = LRHyperprior(c.coder_channels, c.coder_filter_channels) if c.lr_coder == "hyperprior" else None
+
+    @property
+    def own_codec(self) -> str | None:
+        """The LR codec of the model's own learned coder; None when any image codec stores its LR."""
+        return None if self.lr_coder is None else self.lr_coder.codec_name
 
     @property
     def scale(self) -> int:

@@ -101,6 +101,9 @@ def dct_transform() -> Tensor:
 class LRHyperprior(CompressionModel):
     """LR image [N,3,h,w] in [0,1] -> latents -> entropy-coded bytes, and back."""
 
+    #: The LR codec (:mod:`irncodec.lr_codecs`) that stores this coder's payloads.
+    codec_name = "entropy"
+
     def __init__(self, channels: int = 64, filter_channels: int = 32) -> None:
         super().__init__()
         n, m = channels, LATENTS
