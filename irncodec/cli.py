@@ -27,8 +27,8 @@ OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
 def _codec_help() -> tuple[str, str]:
     """Help for -c and -q, from the registered LR codecs."""
     names = available_codecs()
-    levels = [n for n in names if codec_class(n).per_level_models]
-    codec = "LR codec: " + ", ".join(n + " (learned; one model per -q level)" * (n in levels) for n in names)
+    codec = "LR codec: " + ", ".join(n + " (learned; one model per -q level)" * codec_class(n).per_level_models
+                                     for n in names)
     quality = "LR codec quality: " + ", ".join(f"{n} {codec_class(n).quality_help()}" for n in names
                                                if not codec_class(n).lossless)
     return f"{codec} [default: {DEFAULT_CODEC}].", quality + "."

@@ -36,7 +36,7 @@ class EntropyCodec(LRCodec):
         self.coder = coder
 
     @classmethod
-    def for_model(cls, net: IRN, model_ref: str, **options: str) -> LRCodec:
+    def for_model(cls, net: IRN, model_ref: str, **options: str) -> EntropyCodec:
         if net.lr_coder is None:
             raise ModelError(f"model '{model_ref}' has no entropy coder: the entropy codec needs an "
                              "irn-x*-entropy-q* model (see 'irncodec models')")
@@ -46,9 +46,7 @@ class EntropyCodec(LRCodec):
     def for_training(cls, net: IRN) -> LRCodec:
         """The coder of a model still in training, on a copy whose CDF tables are built
         from its current weights (as export does), so training's buffers stay untouched."""
-        if net.lr_coder is None:
-            raise ModelError("the entropy codec needs a model with an LR entropy coder")
-        coder = copy.deepcopy(net.lr_coder).eval()
+        coder = copy.deepcopy(cls.for_model(net, "the model in training").coder).eval()
         coder.update(force=True, update_quantiles=True)
         return cls(coder=coder)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,9 @@ def release(checkpoint_path: str | os.PathLike, name: str, description: str,
     if name in zoo.available_models():
         raise ConfigError(f"model '{name}' is already shipped, and files name it: give retrained weights a new name")
     path = zoo.WEIGHTS_DIR / f"{name}.safetensors"
-    record = export_checkpoint(checkpoint_path, path, half=True)
+    full, record = load_trained(checkpoint_path)
+    zoo.export(copy.deepcopy(full), path, record, half=True)  # a copy: export builds an entropy coder's tables
     if eval_dir is not None:
-        full, _ = load_trained(checkpoint_path)
         half = IRN(full.config)
         half.load_state_dict(zoo.read_weights(path)[1])
         images = load_eval_images(eval_dir, multiple=full.scale)
