@@ -5,7 +5,9 @@
 >>> image = irncodec.decode(data)                        # PIL.Image
 
 Names are imported on first use, so ``import irncodec`` (and the CLI's
-``--help``) stay fast and do not load torch until needed.
+``--help``) stay fast and do not load torch until needed. Importing it also
+registers the ``.irn`` format with Pillow (:mod:`irncodec.pillow_plugin`):
+``Image.open("x.irn")``, ``im.save("x.irn", quality=75)``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "encode": "codec", "decode": "codec", "decode_lr": "codec", "downscale": "codec", "upscale": "codec",
@@ -25,6 +27,10 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+from . import pillow_plugin  # noqa: E402  (after the names it does not need)
+
+pillow_plugin.register()
 
 
 def __getattr__(name: str) -> Any:

@@ -29,9 +29,21 @@ def _codec_help() -> tuple[str, str]:
     names = available_codecs()
     codec = "LR codec: " + ", ".join(n + " (learned; one model per -q level)" * codec_class(n).per_level_models
                                      for n in names)
-    quality = "LR codec quality: " + ", ".join(f"{n} {codec_class(n).quality_help()}" for n in names
-                                               if not codec_class(n).lossless)
+    quality = "LR codec quality: " + ", ".join(
+        f"{n} {codec_class(n).quality_help()} [default: {codec_class(n).default_quality}]" for n in names
+        if not codec_class(n).lossless)
     return f"{codec} [default: {DEFAULT_CODEC}].", quality + "."
+
+
+def _threads_option(f: Any) -> Any:
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="CPU threads for the network [default: the CPUs this process may use].")(f)
+
+
+def _threads(threads: int | None) -> int:
+    from .threads import available_cpus
+
+    return available_cpus() if threads is None else threads
 
 
 _CODEC_HELP, _QUALITY_HELP = _codec_help()
@@ -119,13 +131,16 @@ def _output_format(path: Path) -> str:
 @click.option("-t", "--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Make the best file of at most this many bits per pixel, choosing scale, codec, "
                    "quality and model (only among -c/-s when given). Tries every path: slower.")
+@_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
 def encode(input: Path, output: str, quality: int | None, codec: str | None, scale: str | None,
-           model: str | None, subsampling: str | None, target_bpp: float | None, verbose: bool) -> None:
+           model: str | None, subsampling: str | None, target_bpp: float | None, threads: int | None,
+           verbose: bool) -> None:
     """Compress image INPUT to OUTPUT (.irn)."""
     from . import codec as irn_codec
     from . import imageio
     from .fileio import atomic_write_bytes, check_output
+    from .threads import limited_threads
 
     if subsampling is not None and (codec or DEFAULT_CODEC) not in _SUBSAMPLING_CODECS:
         _fail(f"--subsampling applies to the {', '.join(_SUBSAMPLING_CODECS)} codec only")
@@ -134,18 +149,20 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
     check_output(output, [input])
     start = time.perf_counter()
     image = imageio.load_image(input)
-    if target_bpp is not None:
-        from .ratecontrol import encode_to_target
+    with limited_threads(_threads(threads)):
+        if target_bpp is not None:
+            from .ratecontrol import encode_to_target
 
-        result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling)
-        data = result.data
-        if verbose:
-            c = result.choice
-            click.echo(f"chose x{c.scale} {c.codec} q{c.quality} ({c.model}): {c.psnr:.2f} dB, best of "
-                       f"{len(result.candidates)} fitting path(s)", err=True)
-    else:
-        data = irn_codec.encode(image, quality=quality, codec=codec,
-                                scale=int(scale) if scale else None, model=model, subsampling=subsampling)
+            result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling)
+            data = result.data
+            if verbose:
+                c = result.choice
+                step = "" if c.step == 1 else f" step {c.step:g}"
+                click.echo(f"chose x{c.scale} {c.codec} q{c.quality}{step} ({c.model}): {c.psnr:.2f} dB, "
+                           f"best of {len(result.candidates)} fitting path(s)", err=True)
+        else:
+            data = irn_codec.encode(image, quality=quality, codec=codec, scale=int(scale) if scale else None,
+                                    model=model, subsampling=subsampling)
     atomic_write_bytes(output, data)
     if verbose:
         bpp = len(data) * 8 / (image.width * image.height)
@@ -161,22 +178,25 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
               help="Spread of the latent z drawn at decode, relative to the model's prior "
                    "(0 = its mean, 1 = the prior).")
 @click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
+@_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
 def decode(input: Path, output: str, model: str | None, temperature: float,
-           lr_only: bool, verbose: bool) -> None:
+           lr_only: bool, threads: int | None, verbose: bool) -> None:
     """Decompress INPUT (.irn) to image OUTPUT (format from its extension)."""
     from . import codec as irn_codec
     from . import container
     from .fileio import atomic_write_with, check_output
+    from .threads import limited_threads
 
     check_output(output, [input])
     fmt = _output_format(Path(output))
     start = time.perf_counter()
     irn = container.read(input)
-    if lr_only:
-        image = irn_codec.decode_lr(irn, model=model)
-    else:
-        image = irn_codec.decode(irn, model=model, temperature=temperature)
+    with limited_threads(_threads(threads)):
+        if lr_only:
+            image = irn_codec.decode_lr(irn, model=model)
+        else:
+            image = irn_codec.decode(irn, model=model, temperature=temperature)
     if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
         _fail(f"'{Path(output).suffix}' cannot hold an alpha channel: use .png")
     atomic_write_with(output, lambda f: image.save(f, format=fmt))
@@ -193,13 +213,15 @@ def info(file: Path) -> None:
 
     irn = container.read(file)
     h = irn.header
+    kind = codec_class(h.codec)
+    settings = ", ".join(filter(None, ["" if kind.lossless else f"q{h.quality}", kind.describe(irn.payload)]))
     rows = [
         ("file", str(file)), ("format version", str(h.version)),
         ("model", h.model + (f" (weights {h.fingerprint.hex()})" if h.fingerprint else "")),
         ("scale", f"x{h.scale}"),
         ("size", f"{h.width}x{h.height}"), ("mode", h.mode),
         ("LR size", f"{h.lr_width}x{h.lr_height} (padding {h.pad_x},{h.pad_y})"),
-        ("LR codec", f"{h.codec}" + ("" if codec_class(h.codec).lossless else f" q{h.quality}")),
+        ("LR codec", h.codec + (f" {settings}" if settings else "")),
         ("LR payload", f"{len(irn.payload)} bytes"),
         ("alpha", f"{len(irn.alpha)} bytes (png)" if irn.alpha else "none"),
         ("file size", f"{irn.size} bytes"), ("bits per pixel", f"{irn.bits_per_pixel():.4f}"),

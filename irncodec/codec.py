@@ -23,6 +23,7 @@ from .errors import CodecError, FormatError, ModelError
 from .lr_codecs import DEFAULT_CODEC, codec_class, get_codec
 from .models import IRN
 from .pipeline import DEFAULT_TEMPERATURE, Z_SEED, ImageSource, Source, as_image, downscale, load_encoder, upscale
+from .threads import limited_threads
 
 __all__ = ["DEFAULT_CODEC", "DEFAULT_TEMPERATURE", "Z_SEED", "ImageSource", "IrnSource", "Source", "as_image",
            "as_irn", "decode", "decode_lr", "downscale", "encode", "load_decoder", "load_encoder", "upscale"]
@@ -51,6 +52,7 @@ def encode(
     subsampling: str | None = None,
     device: str | torch.device = "cpu",
     target_bpp: float | None = None,
+    threads: int | None = None,
 ) -> bytes:
     """Compress an image (PIL image, path or file) to ``.irn`` bytes.
 
@@ -63,19 +65,22 @@ def encode(
     with at most that many bits per pixel, over every shipped scale, codec and
     quality (only those given, when ``codec`` or ``scale`` is); see
     :mod:`irncodec.ratecontrol`. It excludes ``quality`` and ``model``.
-    """
-    if target_bpp is not None:
-        from .ratecontrol import encode_to_target
 
-        if quality is not None or model is not None:
-            raise CodecError("a target size picks the quality and the model itself: give no quality or model")
-        return encode_to_target(image, target_bpp, codec, scale, subsampling, device).data
-    net, model_ref, lr_codec, quality = load_encoder(codec or DEFAULT_CODEC, quality, scale, model,
-                                                     subsampling, device)
-    source = Source(image)
-    lr_image, pad_x, pad_y = downscale(net, source.rgb, device)
-    payload = lr_codec.encode(lr_image, quality)
-    return container.pack(source.file(net, model_ref, lr_codec.name, quality, payload, (pad_x, pad_y)))
+    ``threads`` sets torch's CPU threads for this call (None: as they are).
+    """
+    with limited_threads(threads):
+        if target_bpp is not None:
+            from .ratecontrol import encode_to_target
+
+            if quality is not None or model is not None:
+                raise CodecError("a target size picks the quality and the model itself: give no quality or model")
+            return encode_to_target(image, target_bpp, codec, scale, subsampling, device).data
+        net, model_ref, lr_codec, quality = load_encoder(codec or DEFAULT_CODEC, quality, scale, model,
+                                                         subsampling, device)
+        source = Source(image)
+        lr_image, pad_x, pad_y = downscale(net, source.rgb, device)
+        payload = lr_codec.encode(lr_image, quality)
+        return container.pack(source.file(net, model_ref, lr_codec, quality, payload, (pad_x, pad_y)))
 
 
 def _check_temperature(temperature: float | None) -> None:
@@ -108,6 +113,7 @@ def decode(
     model: str | None = None,
     temperature: float | None = DEFAULT_TEMPERATURE,
     device: str | torch.device = "cpu",
+    threads: int | None = None,
 ) -> Image.Image:
     """Decompress an ``.irn`` file (bytes, path or binary file) to a PIL image in the
     original mode and size.
@@ -115,14 +121,17 @@ def decode(
     ``temperature`` scales the spread of the z drawn around the prior's mean
     (0: the mean, the default; 1 or None: the model's prior). ``model``
     overrides the model named in the file (needed for files made with a
-    ``.safetensors`` path rather than a shipped model).
+    ``.safetensors`` path rather than a shipped model). ``threads`` sets torch's
+    CPU threads for this call (None: as they are).
     """
     _check_temperature(temperature)
     irn = as_irn(data)
     h = irn.header
-    net = load_decoder(h, model, device)
-    lr_image = codec_class(h.codec).for_model(net, model or h.model).decode(irn.payload, (h.lr_width, h.lr_height))
-    rgb = upscale(net, lr_image, (h.width, h.height), temperature, device)
+    with limited_threads(threads):
+        net = load_decoder(h, model, device)
+        lr_image = codec_class(h.codec).for_model(net, model or h.model).decode(irn.payload,
+                                                                                (h.lr_width, h.lr_height))
+        rgb = upscale(net, lr_image, (h.width, h.height), temperature, device)
     alpha = imageio.decode_alpha(irn.alpha, (h.width, h.height)) if irn.alpha else None
     return imageio.merge_alpha(rgb, alpha, h.mode)
 

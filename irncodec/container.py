@@ -1,22 +1,26 @@
 """The ``.irn`` container: a small versioned header, the LR payload, an optional alpha plane.
 
-Layout of version 2 (little-endian; ``n`` is the model name's length; the full
+Layout of versions 2 and 3 (little-endian; ``n`` is the model name's length; the full
 byte table, validation rules and versioning policy are in ``docs/format.md``)::
 
     0      4  magic  b"\\x89IRN"
-    4      1  version (2; version 1 has no fingerprint and is still read)
+    4      1  version (2 or 3; version 1 has no fingerprint and is still read)
     5      1  flags (bit 0: alpha plane present; other bits must be 0)
     6      1  n, model name length (1..64)
     7      n  model name, ASCII [A-Za-z0-9._-]
     7+n   22  scale u8, width u32, height u32, mode u8, pad_x u8, pad_y u8,
               codec u8, quality u8, payload length u32, alpha length u32
-    29+n   8  fingerprint of the model's weights (version 2 only)
+    29+n   8  fingerprint of the model's weights (versions 2 and 3)
     37+n   4  CRC-32 of every header byte before it
     41+n   4  CRC-32 of payload bytes followed by alpha bytes
     45+n      payload, then alpha (PNG), then nothing
 
 A header's version follows from its content: one with a ``fingerprint`` is
-written as version 2, one without (as read from a version-1 file) as version 1.
+written as version 2, one without (as read from a version-1 file) as version 1,
+and one whose payload needs a newer reader (``payload_version``: an entropy
+stream with a step block needs version 3) as that version. Writing the oldest
+version that holds the file keeps it readable by as many irncodec releases as
+possible.
 
 Reading never trusts the file: every problem (bad magic, newer version,
 truncation, checksum mismatch, absurd sizes, trailing bytes) is a
@@ -41,9 +45,10 @@ from typing import BinaryIO
 from .errors import ConfigError, FormatError
 from .lr_codecs import codec_ids
 
-#: The version irncodec writes; every version in READ_VERSIONS is still read.
-FORMAT_VERSION = 2
-READ_VERSIONS = (1, 2)
+#: The newest version irncodec writes (only for files that need it: see Header.version);
+#: every version in READ_VERSIONS is still read.
+FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 MAGIC = b"\x89IRN"
 
 SUPPORTED_SCALES = (2, 4)
@@ -71,7 +76,8 @@ _CRCS = struct.Struct("<II")               # header crc, payload crc
 FINGERPRINT_SIZE = 8
 #: Header size without the model name, by version: the header is this + n bytes.
 HEADER_FIXED_SIZES = {1: _PREFIX.size + _FIELDS.size + _CRCS.size,                      # 37
-                      2: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size}   # 45
+                      2: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size,   # 45
+                      3: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size}   # 45
 HEADER_FIXED_SIZE = HEADER_FIXED_SIZES[FORMAT_VERSION]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -101,11 +107,15 @@ class Header:
     #: Short hash of the weights that made the LR image (``zoo.fingerprint``);
     #: None only in version-1 files, which predate it.
     fingerprint: bytes | None = None
+    #: The oldest format version whose readers decode the payload
+    #: (``LRCodec.format_version``): 3 for an entropy stream with a step block.
+    payload_version: int = 1
 
     @property
     def version(self) -> int:
-        """The format version this header is written in: 2 with a fingerprint, else 1."""
-        return 1 if self.fingerprint is None else 2
+        """The format version this header is written in: the payload's if newer,
+        else 2 with a fingerprint, else 1."""
+        return max(self.payload_version, 1 if self.fingerprint is None else 2)
 
     @property
     def lr_width(self) -> int:
@@ -199,6 +209,10 @@ def _header_problem(h: Header, alpha_len: int, max_pixels: int) -> str | None:
         return f"an alpha plane is stored but the image mode {h.mode} has no alpha"
     if h.fingerprint is not None and (not isinstance(h.fingerprint, bytes) or len(h.fingerprint) != FINGERPRINT_SIZE):
         return f"the weights fingerprint must be {FINGERPRINT_SIZE} bytes, got {h.fingerprint!r}"
+    if not _is_int(h.payload_version) or h.payload_version not in READ_VERSIONS:
+        return f"payload version must be one of {', '.join(map(str, READ_VERSIONS))}, got {h.payload_version!r}"
+    if h.payload_version >= 2 and h.fingerprint is None:
+        return f"a version-{h.payload_version} file needs the weights fingerprint"
     return None
 
 
@@ -215,8 +229,8 @@ def _length_problem(what: str, length: int, minimum: int) -> str | None:
 def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
     """Serialize an ``IrnFile``; raises ValueError for values a reader would reject.
 
-    The file is version 2 when the header has a weights fingerprint; a header
-    without one (read from a version-1 file) is written back as version 1.
+    The file's version is ``Header.version``: 3 when the payload needs it, 2 with
+    a weights fingerprint, 1 without (a header read from a version-1 file).
     """
     h = f.header
     if not isinstance(f.payload, (bytes, bytearray, memoryview)):
@@ -309,7 +323,8 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
                           f"but the alpha length is {alpha_len}")
     header = Header(model=name.decode("ascii"), scale=scale, width=width, height=height,
                     mode=_MODE_NAMES[mode_id], pad_x=pad_x, pad_y=pad_y,
-                    codec=codec_names[codec_id], quality=quality, fingerprint=fingerprint)
+                    codec=codec_names[codec_id], quality=quality, fingerprint=fingerprint,
+                    payload_version=3 if version >= 3 else 1)
     problem = (_header_problem(header, alpha_len, max_pixels)
                or _length_problem("LR payload", payload_len, 1)
                or _length_problem("alpha plane", alpha_len, 0))

@@ -113,13 +113,13 @@ class Source:
     def pixels(self) -> int:
         return self.rgb.width * self.rgb.height
 
-    def file(self, net: IRN, model_ref: str, codec: str, quality: int, payload: bytes,
+    def file(self, net: IRN, model_ref: str, lr_codec: LRCodec, quality: int, payload: bytes,
              padding: tuple[int, int]) -> IrnFile:
-        """The ``.irn`` file of an LR payload made from this image."""
+        """The ``.irn`` file of an LR payload ``lr_codec`` made from this image."""
         header = Header(
             model=zoo.model_name_for(model_ref), scale=net.scale, width=self.rgb.width, height=self.rgb.height,
-            mode=self.mode, pad_x=padding[0], pad_y=padding[1], codec=codec, quality=quality,
-            fingerprint=zoo.fingerprint(net),
+            mode=self.mode, pad_x=padding[0], pad_y=padding[1], codec=lr_codec.name, quality=quality,
+            fingerprint=zoo.fingerprint(net), payload_version=lr_codec.format_version(payload),
         )
         return IrnFile(header, payload, self.alpha)
 

@@ -6,8 +6,11 @@ shipped scale with each lossy LR codec (its default model for that codec), and
 each rate level of a codec whose levels are models of their own (the learned
 entropy coder). For a Pillow codec the network's LR image is made once and its
 quality is bisected (file size grows with quality) to the largest whose whole
-file fits; per-level models are bisected over their levels the same way. Each
-path's fitting file is then decoded exactly as
+file fits; per-level models are bisected over their levels the same way, and
+then, where the codec takes a ``step`` (a multiplier of a level's quantisation
+steps), the budget is filled from both sides: the largest fitting level with
+finer steps, and the next level up (or the smallest, when no level fits) with
+coarser ones. Each fitting file is then decoded exactly as
 :func:`irncodec.decode` would, and the one closest to the original (RGB PSNR)
 is kept. Sizes are those of the packed ``.irn`` file, header and alpha included.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +41,7 @@ class Candidate:
     size: int  #: bytes of the whole .irn file
     bpp: float
     psnr: float  #: RGB PSNR (dB) of the decoded image against the input
+    step: float = 1.0  #: multiplier of the level's quantisation steps (codecs with ``step_range``)
 
 
 @dataclass
@@ -102,12 +107,11 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
             except CodecError:  # this codec cannot store this image (e.g. too large for WebP)
                 continue
             smallest += [least] if least is not None else []
-            if found is not None:
-                net, model_ref, lr_image, file = found
+            for net, model_ref, lr_image, file, step in found:
                 decoded = np.asarray(upscale(net, lr_image, source.rgb.size, device=device))
                 data = container.pack(file)
                 fitting.append((Candidate(name, s, model_ref, file.header.quality, len(data),
-                                          len(data) * 8 / source.pixels, _psnr(decoded, original)), data))
+                                          len(data) * 8 / source.pixels, _psnr(decoded, original), step), data))
     if not fitting:
         hint = "no codec applies"
         if smallest:
@@ -121,45 +125,83 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
     return RateControlled(data, best, [c for c, _ in fitting])
 
 
-Found = tuple  # (network, model name, LR image the decoder gets, IrnFile)
+class Found(NamedTuple):
+    """A file that fits, with what decoding it needs."""
+
+    net: Any  #: the network (IRN)
+    model: str
+    lr_image: Any  #: the LR image the decoder gets (PIL)
+    file: container.IrnFile
+    step: float = 1.0
+#: Points of the step grid rate control bisects over on each side of a level.
+STEP_POINTS = 32
 
 
 def _search_path(source: Source, codec: str, scale: int, subsampling: str | None, budget: int,
-                 device: str | torch.device) -> tuple[Found | None, container.IrnFile | None]:
-    """The path's best file within ``budget`` (network, model, decoded LR image,
-    file) or None, and its smallest file (the search always makes it first)."""
+                 device: str | torch.device) -> tuple[list[Found], container.IrnFile | None]:
+    """The path's best files within ``budget`` (network, model, decoded LR image,
+    file; none, one, or two for a codec with steps), and its smallest file."""
     kind = codec_class(codec)
+    if kind.per_level_models:
+        return _search_levels(source, codec, scale, budget, device)
     options = {"subsampling": subsampling} if subsampling is not None and "subsampling" in kind.options else {}
     made: dict[int, Found] = {}
-    if kind.per_level_models:  # levels are models of growing rate: bisect over them
-        levels = zoo.levels(codec, scale)
-
-        def level_size(index: int) -> int:
-            if index not in made:
-                net, model_ref, lr_codec, quality = load_encoder(codec, levels[index], scale, None, None, device)
-                lr_image, px, py = downscale(net, source.rgb, device)
-                payload, decoded_lr = lr_codec.encode_with_reconstruction(lr_image, quality)
-                packed = source.file(net, model_ref, codec, quality, payload, (px, py))
-                made[index] = (net, model_ref, decoded_lr, packed)
-            return made[index][3].size
-
-        index = largest_fitting(0, len(levels) - 1, level_size, budget) if levels else None
-        return (None if index is None else made[index]), (made[0][3] if levels else None)
     net, model_ref, lr_codec, _ = load_encoder(codec, None, scale, None, options.get("subsampling"), device)
     lr_image, px, py = downscale(net, source.rgb, device)
 
     def size_of(quality: int) -> int:
         if quality not in made:
             payload = lr_codec.encode(lr_image, quality)
-            file = source.file(net, model_ref, codec, lr_codec.validate_quality(quality), payload, (px, py))
-            made[quality] = (net, model_ref, None, file)
-        return made[quality][3].size
+            file = source.file(net, model_ref, lr_codec, lr_codec.validate_quality(quality), payload, (px, py))
+            made[quality] = Found(net, model_ref, None, file)
+        return made[quality].file.size
 
     low, high = (0, 0) if kind.lossless else (kind.min_quality, kind.max_quality)
     quality = largest_fitting(low, high, size_of, budget)
-    smallest = made[low][3]
+    smallest = made[low].file
     if quality is None:
-        return None, smallest
-    file = made[quality][3]
+        return [], smallest
+    file = made[quality].file
     decoded_lr = lr_codec.decode(file.payload, (file.header.lr_width, file.header.lr_height))
-    return (net, model_ref, decoded_lr, file), smallest
+    return [Found(net, model_ref, decoded_lr, file)], smallest
+
+
+def _search_levels(source: Source, codec: str, scale: int, budget: int,
+                   device: str | torch.device) -> tuple[list[Found], container.IrnFile | None]:
+    """Levels are models of growing rate: bisect over them, then over the step on each side."""
+    kind = codec_class(codec)
+    levels = zoo.levels(codec, scale)
+    if not levels:
+        return [], None
+    lr_images: dict[int, tuple] = {}
+    made: dict[tuple[int, float], Found] = {}
+
+    def encode(index: int, step: float = 1.0) -> Found:
+        if index not in lr_images:
+            net, model_ref, _, quality = load_encoder(codec, levels[index], scale, None, None, device)
+            lr_images[index] = (net, model_ref, quality, *downscale(net, source.rgb, device))
+        net, model_ref, quality, lr_image, px, py = lr_images[index]
+        if (index, step) not in made:
+            lr_codec = kind.for_model(net, model_ref, **({"step": step} if step != 1 else {}))
+            payload, decoded_lr = lr_codec.encode_with_reconstruction(lr_image, quality)
+            file = source.file(net, model_ref, lr_codec, quality, payload, (px, py))
+            made[index, step] = Found(net, model_ref, decoded_lr, file, step)
+        return made[index, step]
+
+    index = largest_fitting(0, len(levels) - 1, lambda i: encode(i).file.size, budget)
+    if kind.step_range is None:
+        return ([] if index is None else [encode(index)]), encode(0).file
+    finest, coarsest = kind.step_range
+    found = []
+    if index is not None:  # this level with finer steps, as far as the budget goes
+        grid = [round(finest ** (j / STEP_POINTS), 3) for j in range(STEP_POINTS + 1)]
+        j = largest_fitting(0, STEP_POINTS, lambda j: encode(index, grid[j]).file.size, budget)
+        found.append(encode(index, grid[j if j is not None else 0]))
+    upper = 0 if index is None else index + 1
+    if upper < len(levels):  # the next level up with coarser steps, if any fit
+        grid = [round(coarsest ** (1 - j / STEP_POINTS), 3) for j in range(STEP_POINTS + 1)]
+        j = largest_fitting(0, STEP_POINTS - 1, lambda j: encode(upper, grid[j]).file.size, budget)
+        if j is not None:
+            found.append(encode(upper, grid[j]))
+    least = encode(0, coarsest).file if index is None else encode(0).file
+    return found, least

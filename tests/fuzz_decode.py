@@ -64,7 +64,8 @@ def write_model(folder: Path) -> str:
 
 
 def make_seeds(model: str) -> list[bytes]:
-    """Valid files: each LR codec, with and without alpha, odd sizes."""
+    """Valid files: each LR codec, with and without alpha, odd sizes, and an entropy
+    stream with a step block (format version 3)."""
     from PIL import Image
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -79,6 +80,13 @@ def make_seeds(model: str) -> list[bytes]:
         if mode in ("RGBA", "LA"):
             img.putalpha(Image.linear_gradient("L").resize(size))
         seeds.append(irncodec.encode(img, quality=quality, codec=codec, model=model))
+    from irncodec.lr_codecs import get_codec
+    from irncodec.pipeline import Source, downscale
+
+    net, source = zoo.load_model(model), Source(photo_like(24, 20))
+    lr, pad_x, pad_y = downscale(net, source.rgb)
+    stepped = get_codec("entropy", coder=net.lr_coder, step=1.6)
+    seeds.append(container.pack(source.file(net, model, stepped, 3, stepped.encode(lr, 3), (pad_x, pad_y))))
     return seeds
 
 

@@ -458,12 +458,15 @@ def test_kodak_download_verifies_checksums(tmp_path):
     assert get_kodak.download(out, server.as_uri() + "/", sums) == []
 
 
+def test_kodak_checksum_list_names_the_24_images():
+    assert sorted(get_kodak.expected_checksums()) == [f"kodim{i:02d}.png" for i in range(1, 25)]
+
+
 def test_kodak_checksum_list_matches_the_shared_copy():
-    sums = get_kodak.expected_checksums()
-    assert sorted(sums) == [f"kodim{i:02d}.png" for i in range(1, 25)]
     kodak = BENCHMARKS.parent.parent / "shared" / "datasets" / "kodak"
-    if kodak.is_dir():
-        assert get_kodak.download(kodak, "file:///nonexistent/", sums) == []
+    if not kodak.is_dir():
+        pytest.skip(f"the Kodak images are not at {kodak} (python benchmarks/get_kodak.py fetches them)")
+    assert get_kodak.download(kodak, "file:///nonexistent/", get_kodak.expected_checksums()) == []
 
 
 def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, tiny_sain_weights, dataset,

@@ -1,5 +1,7 @@
 """The command line through click's runner: round trips and one-line errors."""
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -23,6 +25,15 @@ def png(tmp_path):
 
 def run(runner, *args):
     return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_info_shows_an_entropy_streams_step(runner):
+    corpus = Path(__file__).resolve().parent / "conformance"
+    info = run(runner, "info", corpus / "v3-irn-x2-entropy-q3-v3-entropy3-step1.3-RGB-41x27.irn")
+    assert info.exit_code == 0
+    assert "format version: 3\n" in info.output and "LR codec:       entropy q3, step 1.3\n" in info.output
+    info = run(runner, "info", corpus / "v2-irn-x2-entropy-q3-v3-entropy3-RGB-41x27.irn")
+    assert "format version: 2\n" in info.output and "LR codec:       entropy q3\n" in info.output
 
 
 def test_encode_info_decode(runner, png, tmp_path, tiny_weights):
@@ -169,11 +180,11 @@ def test_newer_format_version_is_one_line_error(runner, png, tmp_path, tiny_weig
     irn = tmp_path / "a.irn"
     run(runner, "encode", png, irn, "-m", tiny_weights[2])
     data = bytearray(irn.read_bytes())
-    data[4] = 3  # the version byte follows the 4-byte magic
+    data[4] = 4  # the version byte follows the 4-byte magic
     irn.write_bytes(bytes(data))
     for args in (["info", irn], ["decode", irn, tmp_path / "o.png", "-m", tiny_weights[2]]):
         result = run(runner, *args)
-        assert result.exit_code == 1 and "version 3 (this irncodec reads versions 1, 2)" in result.output
+        assert result.exit_code == 1 and "version 4 (this irncodec reads versions 1, 2, 3)" in result.output
         assert result.output.count("\n") == 1
 
 

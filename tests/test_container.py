@@ -76,7 +76,7 @@ def test_layout_matches_spec():
     f = make_file(model="abc")
     data = pack(f)
     n = 3
-    assert container.FORMAT_VERSION == 2 and f.header.version == 2
+    assert container.FORMAT_VERSION == 3 and f.header.version == 2
     assert data[:4] == b"\x89IRN" and data[4] == 2 and data[5] == 0
     assert data[6] == n and data[7:7 + n] == b"abc"
     assert struct.unpack_from("<II", data, 8 + n) == (33, 20)
@@ -99,6 +99,26 @@ def test_version_1_layout_is_still_read_and_written():
     assert unpack(data) == f and unpack(data).header.fingerprint is None
     assert unpack(raw(version=1)).header.fingerprint is None
     assert unpack(raw(version=2)).header.fingerprint == FP
+
+
+def test_version_3_is_written_only_for_a_payload_that_needs_it():
+    """Version 3 has version 2's header; a file is version 3 only when its codec says the
+    payload needs it (docs/format.md), and reading one keeps it version 3."""
+    v2 = pack(make_file(model="abc"))
+    v3 = pack(make_file(model="abc", payload_version=3))
+    assert v3[4] == 3 and v2[4] == 2
+    crc_at = 37 + 3
+    assert v3[5:crc_at] == v2[5:crc_at] and v3[45 + 3:] == v2[45 + 3:]
+    assert struct.unpack_from("<I", v3, crc_at)[0] == zlib.crc32(v3[:crc_at])
+    f = unpack(v3)
+    assert f.header.version == 3 and f.header.payload_version == 3 and pack(f) == v3
+    assert unpack(raw(version=3)).header.version == 3
+    assert unpack(v2).header.payload_version == 1
+    with pytest.raises(ValueError, match="version-3 file needs the weights fingerprint"):
+        pack(make_file(fingerprint=None, payload_version=3))
+    for bad in (0, 4, "3", None):
+        with pytest.raises(ValueError, match="payload version must be one of 1, 2, 3"):
+            pack(make_file(payload_version=bad))
 
 
 def test_fingerprint_must_be_8_bytes():
@@ -176,7 +196,7 @@ def test_bad_magic():
 
 
 def test_unknown_version():
-    rejects(raw(version=3), r"unsupported \.irn format version 3 \(this irncodec reads versions 1, 2\)")
+    rejects(raw(version=4), r"unsupported \.irn format version 4 \(this irncodec reads versions 1, 2, 3\)")
     rejects(raw(version=0), "version 0")
     rejects(raw(version=255), "version 255")
 

@@ -181,3 +181,66 @@ def test_odd_sizes_and_modes_round_trip(tiny_entropy_weights, size, mode):
     out = irncodec.decode(irncodec.encode(image, codec="entropy", model=tiny_entropy_weights[2]),
                           model=tiny_entropy_weights[2])
     assert (out.size, out.mode) == (image.size, image.mode)
+
+
+def test_a_step_trades_bits_for_quality_and_decodes_exactly(coder):
+    """Coarser steps: fewer bytes, a worse LR image; every stream decodes to the encoder's image."""
+    x = lr_tensor(64, 48)
+    sizes, errors = [], []
+    with torch.no_grad():
+        for step in (0.6, 1.0, 1.7):
+            coded = coder.compress(x, step)
+            assert torch.equal(coder.decompress(coded.payload, (48, 64)), coded.lr_hat)
+            assert lr_coder.stream_step(coded.payload) == step
+            sizes.append(len(coded.payload))
+            errors.append(float(((coded.lr_hat - x) ** 2).mean()))
+        assert coder.compress(x, 1.0).payload == coder.compress(x).payload  # step 1: no step block
+    assert sizes[0] > sizes[1] > sizes[2] and errors[0] < errors[1] < errors[2]
+
+
+def test_the_step_block_is_the_documented_bytes(coder):
+    """docs/format.md: u32 0 where the first z_len would be, then u16 step in thousandths."""
+    x = lr_tensor()
+    with torch.no_grad():
+        plain, stepped = coder.compress(x).payload, coder.compress(x, 1.25).payload
+        quantised = coder.compress(x, 1.2504).payload  # steps are kept in thousandths
+    assert stepped[:6] == bytes([0, 0, 0, 0]) + (1250).to_bytes(2, "little") and quantised == stepped
+    assert int.from_bytes(plain[:4], "little") > 0
+    # the block only sets the step: the same tiles after another block decode at that step
+    with torch.no_grad():
+        other = coder.compress(x, 1.5).payload
+        relabelled = other[:4] + (1250).to_bytes(2, "little") + other[6:]
+        assert not torch.equal(coder.decompress(relabelled, (36, 40)), coder.decompress(other, (36, 40)))
+
+
+@pytest.mark.parametrize("block", [b"\0\0\0\0", b"\0\0\0\0\xe8", b"\0\0\0\0" + (1000).to_bytes(2, "little"),
+                                   b"\0\0\0\0" + (249).to_bytes(2, "little"),
+                                   b"\0\0\0\0" + (4001).to_bytes(2, "little")])
+def test_bad_step_blocks_are_codec_errors(coder, block):
+    codec = get_codec("entropy", coder=coder)
+    tiles = codec.encode(photo_like(40, 36), 2)
+    stream = block if len(block) < 6 else block + tiles  # a block cut short ends the stream
+    with pytest.raises(CodecError, match=r"entropy-coded stream: .*step"):
+        codec.decode(stream, (40, 36))
+
+
+@pytest.mark.parametrize("step", [0.2, 4.01, float("nan"), float("inf"), "1", True, None])
+def test_step_option_is_checked(coder, step):
+    with pytest.raises(CodecError, match="step multiplier"):
+        get_codec("entropy", coder=coder, step=step)
+
+
+def test_a_file_with_a_step_is_version_3_and_decodes(tiny_entropy_weights):
+    from irncodec.pipeline import Source, downscale
+
+    model = tiny_entropy_weights[2]
+    net = zoo.load_model(model)
+    source = Source(photo_like(50, 34))
+    lr, pad_x, pad_y = downscale(net, source.rgb)
+    for step, version in ((1.0, 2), (1.4, 3)):
+        lr_codec = get_codec("entropy", coder=net.lr_coder, step=step)
+        payload, expected = lr_codec.encode_with_reconstruction(lr, 3)
+        data = container.pack(source.file(net, model, lr_codec, 3, payload, (pad_x, pad_y)))
+        assert data[4] == version
+        assert irncodec.decode_lr(data, model=model).tobytes() == expected.tobytes()
+        assert irncodec.decode(data, model=model).size == (50, 34)

@@ -49,18 +49,56 @@ def test_every_path_is_tried_and_the_best_kept(at_one_bpp):
     assert all(c.size * 8 / (96 * 64) <= 1.0 for c in at_one_bpp.candidates)
 
 
+def _encode_at(image, c) -> bytes:
+    """The file a plain encode makes with a candidate's settings (its step too)."""
+    if c.step == 1:
+        return irncodec.encode(image, quality=c.quality, codec=c.codec, scale=c.scale)
+    from irncodec.lr_codecs import get_codec
+    from irncodec.pipeline import Source, downscale
+
+    net = zoo.load_model(c.model)
+    source = Source(image)
+    lr, px, py = downscale(net, source.rgb)
+    lr_codec = get_codec(c.codec, coder=net.lr_coder, step=c.step)
+    return container.pack(source.file(net, c.model, lr_codec, c.quality, lr_codec.encode(lr, c.quality), (px, py)))
+
+
 def test_each_path_uses_the_largest_quality_that_fits(image, at_one_bpp):
     budget = 96 * 64 // 8
     for c in at_one_bpp.candidates:
         if c.codec == "entropy":
             levels = zoo.levels(c.codec, c.scale)
-            bigger = [q for q in levels if q > c.quality]
+            # finer steps of the largest level that fits, or coarser ones of the next level up
+            fits_at_its_step = len(irncodec.encode(image, quality=c.quality, codec=c.codec)) <= budget
+            assert fits_at_its_step == (c.step <= 1), c
+            bigger = [q for q in levels if q > c.quality][:1] if c.step <= 1 else []
         else:
             bigger = [c.quality + 1] if c.quality < 100 else []
-        for q in bigger[:1]:
+        for q in bigger:
             assert len(irncodec.encode(image, quality=q, codec=c.codec, scale=c.scale)) > budget, c
-        # and the candidate is exactly the file a plain encode at that quality makes
-        assert len(irncodec.encode(image, quality=c.quality, codec=c.codec, scale=c.scale)) == c.size
+        # and the candidate is exactly the file a plain encode with its settings makes
+        assert len(_encode_at(image, c)) == c.size
+
+
+def test_steps_fill_the_budget_between_levels(image):
+    """With only the levels, a target between two of them gets the lower one's file;
+    the step takes the file to within a few percent of the target, on both sides."""
+    levels = zoo.levels("entropy", 2)
+    sizes = [len(irncodec.encode(image, quality=q, codec="entropy")) for q in levels]
+    i = max(range(len(sizes) - 1), key=lambda k: sizes[k + 1] / sizes[k])  # the widest gap
+    budget = int((sizes[i] * sizes[i + 1]) ** 0.5)
+    result = encode_to_target(image, budget * 8 / (96 * 64), codec="entropy", scale=2)
+    steps = sorted((c.quality, c.step) for c in result.candidates)
+    assert steps[0][0] == levels[i] and steps[0][1] < 1 and steps[1][0] == levels[i + 1] and steps[1][1] > 1
+    assert all(0.9 * budget <= c.size <= budget for c in result.candidates), (budget, result.candidates)
+    assert result.choice.size > sizes[i] * 1.05
+    assert container.unpack(result.data).header.version == 3
+
+
+def test_a_target_below_the_smallest_level_uses_coarser_steps(image):
+    smallest = len(irncodec.encode(image, quality=zoo.levels("entropy", 2)[0], codec="entropy"))
+    result = encode_to_target(image, 0.85 * smallest * 8 / (96 * 64), codec="entropy", scale=2)
+    assert result.choice.step > 1 and result.choice.size <= 0.85 * smallest
 
 
 def test_search_can_be_restricted_to_a_codec_and_scale(image):

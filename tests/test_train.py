@@ -104,7 +104,9 @@ def test_release_ships_fp16_weights_with_record(tiny_config, tmp_path, monkeypat
     train(tiny_config, tmp_path / "run", progress=False)
     record = release(tmp_path / "run" / "last.pt", "tiny-rel", "test", eval_dir=tmp_path / "data")
     ev = record["evaluation"]
-    assert ev["images"] == 4 and abs(ev["fp32"]["psnr"] - ev["fp16"]["psnr"]) < 1.0
+    # float16 weights decode as float32 ones do: measured 0.0 dB apart here, 1e-4 dB in the
+    # shipped records; 0.01 dB is the margin for another CPU's rounding
+    assert ev["images"] == 4 and abs(ev["fp32"]["psnr"] - ev["fp16"]["psnr"]) < 0.01
     assert zoo.available_models()["tiny-rel"]["parameters"] == record["parameters"]
     assert zoo.load_model("tiny-rel").scale == 2
     with pytest.raises(ConfigError, match="already shipped"):

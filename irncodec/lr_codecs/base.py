@@ -39,6 +39,10 @@ class LRCodec(ABC):
     #: Whether encoding and decoding need the model's weights (a learned coder),
     #: so even the stored LR image cannot be read without them.
     needs_model: ClassVar[bool] = False
+    #: For codecs whose constructor takes ``step`` (a multiplier of a level's
+    #: quantisation steps, for rates between levels): the steps rate control
+    #: searches, smallest (most bits) to largest. None: no such option.
+    step_range: ClassVar[tuple[float, float] | None] = None
     #: Constructor options and their allowed values, e.g. ``{"subsampling": (...)}``
     #: (the CLI's choices; the constructor refuses other values).
     options: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -47,7 +51,7 @@ class LRCodec(ABC):
     default_quality: ClassVar[int]
 
     @classmethod
-    def for_model(cls, net: IRN, model_ref: str, **options: str) -> LRCodec:
+    def for_model(cls, net: IRN, model_ref: str, **options: Any) -> LRCodec:
         """The codec as used with the network ``net`` (named ``model_ref`` in errors).
 
         Codecs that store any image ignore the network; a learned coder takes
@@ -91,6 +95,16 @@ class LRCodec(ABC):
         Raises CodecError if the payload is not a complete, valid stream of
         this codec's format, or is not exactly ``size``.
         """
+
+    def format_version(self, payload: bytes) -> int:
+        """The oldest ``.irn`` format version whose readers decode ``payload`` (docs/format.md):
+        a codec whose payload layout grows says so, and files use the newer version only then."""
+        return 1
+
+    @classmethod
+    def describe(cls, payload: bytes) -> str:
+        """Settings a payload records beyond the header's quality, for ``irncodec info`` ("" if none)."""
+        return ""
 
     def encode_with_reconstruction(self, image: Image.Image, quality: int) -> tuple[bytes, Image.Image]:
         """The payload and the image a decoder will get from it (codecs that know it sooner override this)."""

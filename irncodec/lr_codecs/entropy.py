@@ -23,6 +23,9 @@ class EntropyCodec(LRCodec):
     Its quality is a rate level (1 = smallest files), in the style of
     CompressAI's zoo: each level is its own jointly trained model, and the
     zoo picks the model for a level (:func:`irncodec.zoo.default_model`).
+    ``step`` (0.25 to 4, in thousandths) scales the level's quantisation steps
+    for the rates between levels (rate control uses it: :mod:`irncodec.ratecontrol`);
+    a stream records its step, so decoding needs no option.
     """
 
     name = "entropy"
@@ -31,16 +34,24 @@ class EntropyCodec(LRCodec):
     per_level_models = True
     needs_model = True
     min_quality, max_quality, default_quality = 1, 8, 2
+    #: Where a level's quality holds up against its neighbours' (benchmarks/entropy_step.py).
+    step_range = (0.5, 2.5)
 
-    def __init__(self, coder: Any = None) -> None:
+    def __init__(self, coder: Any = None, step: float = 1.0) -> None:
+        from .step_block import step_milli
+
+        try:
+            self.step = step_milli(step) / 1000
+        except ValueError as err:
+            raise CodecError(str(err)) from None
         self.coder = coder
 
     @classmethod
-    def for_model(cls, net: IRN, model_ref: str, **options: str) -> EntropyCodec:
+    def for_model(cls, net: IRN, model_ref: str, **options: Any) -> EntropyCodec:
         if net.lr_coder is None:
             raise ModelError(f"model '{model_ref}' has no entropy coder: the entropy codec needs an "
                              "irn-x*-entropy-q* model (see 'irncodec models')")
-        return cls(coder=net.lr_coder, **options)
+        return cls(net.lr_coder, **options)
 
     @classmethod
     def for_training(cls, net: IRN) -> LRCodec:
@@ -75,14 +86,33 @@ class EntropyCodec(LRCodec):
         if image.mode != "RGB":
             raise CodecError(f"LR codecs store 8-bit RGB images, got mode '{image.mode}'")
         with torch.no_grad():
-            coded = coder.compress(pixels_to_tensor(np.asarray(image), next(coder.parameters()).device))
+            coded = coder.compress(pixels_to_tensor(np.asarray(image), next(coder.parameters()).device), self.step)
         return coded.payload, Image.fromarray(tensor_to_pixels(coded.lr_hat), "RGB")
+
+    @classmethod
+    def describe(cls, payload: bytes) -> str:
+        from .step_block import StreamError, stream_step
+
+        try:
+            step = stream_step(payload)
+        except StreamError as err:
+            return f"damaged step block ({err})"
+        return "" if step == 1 else f"step {step:g}"
+
+    def format_version(self, payload: bytes) -> int:
+        """Version 3 for a stream with a step block (older readers would misread it)."""
+        from .step_block import StreamError, stream_step
+
+        try:
+            return 3 if stream_step(payload) != 1 else 1
+        except StreamError:
+            return 1
 
     def decode(self, data: bytes, size: tuple[int, int]) -> Image.Image:
         import torch
 
-        from ..models.lr_coder import StreamError
         from ..tensors import tensor_to_pixels
+        from .step_block import StreamError
 
         coder = self._ready_coder()
         width, height = size

@@ -26,6 +26,12 @@ latent and rANS streams, so the entropy coder's memory (it works on Python
 lists) stays bounded on large images; the synthesis transform then runs on the
 whole reassembled latent, so tiles leave no seams in the LR image.
 
+Rate between the trained levels: ``compress(lr, step=s)`` codes the latent in
+steps ``s`` times the learned ones (the hyperprior's means and scales divided
+by ``s`` too, so the Gaussians still fit the coarser latent), trading quality
+for bits continuously without another model; the stream then starts with a
+step block (docs/format.md), and a stream without one has step 1.
+
 Determinism: a stream decodes to exactly the encoder's LR image when both run
 the same weights with the same float arithmetic (same machine and torch build).
 The CDF tables are stored with the weights, but the index of each latent's
@@ -44,6 +50,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..lr_codecs.step_block import STEP_BLOCK, StreamError, step_milli, stream_step
 
 with warnings.catch_warnings():  # compressai's import uses the deprecated torch.jit.script
     warnings.simplefilter("ignore", FutureWarning)
@@ -73,10 +81,6 @@ Y_TILE = 128
 SCALE_TABLE = torch.exp(torch.linspace(torch.log(torch.tensor(0.11)), torch.log(torch.tensor(256.0)), 64))
 
 _LENGTHS = struct.Struct("<II")  # per tile: hyper-latent stream, latent stream
-
-
-class StreamError(ValueError):
-    """An entropy-coded payload that is not a well-formed stream for its size."""
 
 
 class Coded(NamedTuple):
@@ -166,20 +170,27 @@ class LRHyperprior(CompressionModel):
 
     # --- coding --------------------------------------------------------------------
 
-    def compress(self, lr: Tensor) -> Coded:
-        """Entropy-code one LR image [1,3,h,w]; also returns the decoder's LR image."""
+    def compress(self, lr: Tensor, step: float = 1.0) -> Coded:
+        """Entropy-code one LR image [1,3,h,w]; also returns the decoder's LR image.
+
+        ``step`` multiplies every quantisation step (> 1: fewer bits, lower
+        quality); it is rounded to thousandths, and 1 writes no step block.
+        """
         if lr.shape[0] != 1:
             raise ValueError("compress codes one image at a time")
+        milli = step_milli(step)
+        s = milli / 1000
         padded, (h, w) = pad_to_blocks(lr)
         y = self.g_a(padded)
         y_hat = torch.empty_like(y)
-        chunks = []
+        chunks = [] if milli == 1000 else [STEP_BLOCK.pack(0, milli)]
         for rows, cols in latent_tiles(y.shape[-2:]):
-            z = self.h_a(y[:, :, rows, cols])
+            y_tile = y[:, :, rows, cols]
+            z = self.h_a(y_tile)
             z_string = self.entropy_bottleneck.compress(z)[0]
-            indexes, means = self._gaussian_params(self.entropy_bottleneck.decompress([z_string], z.shape[-2:]))
-            y_string = self.gaussian_conditional.compress(y[:, :, rows, cols], indexes, means=means)[0]
-            y_hat[:, :, rows, cols] = self.gaussian_conditional.quantize(y[:, :, rows, cols], "dequantize", means)
+            indexes, means = self._gaussian_params(self.entropy_bottleneck.decompress([z_string], z.shape[-2:]), s)
+            y_string = self.gaussian_conditional.compress(y_tile / s, indexes, means=means)[0]
+            y_hat[:, :, rows, cols] = self.gaussian_conditional.quantize(y_tile / s, "dequantize", means) * s
             chunks += [_LENGTHS.pack(len(z_string), len(y_string)), z_string, y_string]
         return Coded(b"".join(chunks), self.synthesize(y_hat, (h, w)))
 
@@ -192,7 +203,10 @@ class LRHyperprior(CompressionModel):
         y_shape = (-(-h // MULTIPLE) * MULTIPLE // BLOCK, -(-w // MULTIPLE) * MULTIPLE // BLOCK)
         m = LATENTS
         y_hat = torch.empty((1, m, *y_shape), device=self.log_step.device)
-        view, offset = memoryview(payload), 0
+        view = memoryview(payload)
+        s, offset = stream_step(view), 0
+        if s != 1:
+            offset = STEP_BLOCK.size
         for rows, cols in latent_tiles(y_shape):
             if offset + _LENGTHS.size > len(view):
                 raise StreamError("the stream ends before its last tile")
@@ -205,9 +219,9 @@ class LRHyperprior(CompressionModel):
             tile_shape = (rows.stop - rows.start, cols.stop - cols.start)
             z_shape = (tile_shape[0] // 4, tile_shape[1] // 4)
             z_hat = self.entropy_bottleneck.decompress([_padded(z_string, z_shape[0] * z_shape[1] * m)], z_shape)
-            indexes, means = self._gaussian_params(z_hat)
+            indexes, means = self._gaussian_params(z_hat, s)
             y_hat[:, :, rows, cols] = self.gaussian_conditional.decompress(
-                [_padded(y_string, indexes.numel())], indexes, means=means)
+                [_padded(y_string, indexes.numel())], indexes, means=means) * s
         if offset != len(view):
             raise StreamError(f"{len(view) - offset} bytes follow the last tile")
         return self.synthesize(torch.nan_to_num(y_hat), (h, w))
@@ -216,8 +230,11 @@ class LRHyperprior(CompressionModel):
         """The LR image from dequantised latents, cropped to ``size`` and clamped to [0, 1]."""
         return self.g_s(y_hat)[:, :, :size[0], :size[1]].clamp(0, 1)
 
-    def _gaussian_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+    def _gaussian_params(self, z_hat: Tensor, step: float = 1.0) -> tuple[Tensor, Tensor]:
+        """CDF indexes and means of the latent in units of ``step`` times the learned steps."""
         means, scales = self.h_s(z_hat).chunk(2, 1)
+        if step != 1:
+            means, scales = means / step, scales / step
         return self.gaussian_conditional.build_indexes(scales), means
 
     # --- weights -------------------------------------------------------------------
