@@ -136,9 +136,14 @@ def _output_format(path: Path) -> str:
 def encode(input: Path, output: str, quality: int | None, codec: str | None, scale: str | None,
            model: str | None, subsampling: str | None, target_bpp: float | None, threads: int | None,
            verbose: bool) -> None:
-    """Compress image INPUT to OUTPUT (.irn)."""
+    """Compress image INPUT to OUTPUT (.irn).
+
+    An OUTPUT ending in .jpg, .webp or .png is instead a standard image file of
+    that LR codec's path that any viewer shows (the small LR image), carrying
+    the rest of the .irn file in its metadata: decode restores the full size.
+    """
     from . import codec as irn_codec
-    from . import imageio
+    from . import imageio, viewable
     from .fileio import atomic_write_bytes, check_output
     from .threads import limited_threads
 
@@ -146,6 +151,12 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
         _fail(f"--subsampling applies to the {', '.join(_SUBSAMPLING_CODECS)} codec only")
     if target_bpp is not None and (quality is not None or model is not None):
         _fail("--target-bpp picks the quality and the model itself: drop -q/--quality and -m/--model")
+    carrier = viewable.codec_for_suffix(Path(output).suffix)  # out.jpg: a JPEG any viewer opens
+    if carrier is not None:
+        if codec is not None and codec != carrier:
+            _fail(f"'{Path(output).suffix}' files hold the LR image of the {carrier} path: "
+                  f"use -c {carrier}, or an .irn output")
+        codec = carrier
     check_output(output, [input])
     start = time.perf_counter()
     image = imageio.load_image(input)
@@ -153,7 +164,8 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
         if target_bpp is not None:
             from .ratecontrol import encode_to_target
 
-            result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling)
+            result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling,
+                                      extra_bytes=viewable.MAX_OVERHEAD if carrier else 0)
             data = result.data
             if verbose:
                 c = result.choice
@@ -163,6 +175,8 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
         else:
             data = irn_codec.encode(image, quality=quality, codec=codec, scale=int(scale) if scale else None,
                                     model=model, subsampling=subsampling)
+    if carrier is not None:
+        data = viewable.wrap(data)
     atomic_write_bytes(output, data)
     if verbose:
         bpp = len(data) * 8 / (image.width * image.height)
@@ -182,16 +196,29 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
 def decode(input: Path, output: str, model: str | None, temperature: float,
            lr_only: bool, threads: int | None, verbose: bool) -> None:
-    """Decompress INPUT (.irn) to image OUTPUT (format from its extension)."""
+    """Decompress INPUT (.irn, or a .jpg/.webp/.png written by encode) to image OUTPUT
+    (format from its extension). With --lr-only, an OUTPUT of the stored LR image's
+    own format (.jpg for the JPEG path) gets its bytes exactly as stored."""
     from . import codec as irn_codec
-    from . import container
-    from .fileio import atomic_write_with, check_output
+    from . import viewable
+    from .fileio import atomic_write_bytes, atomic_write_with, check_output
     from .threads import limited_threads
 
     check_output(output, [input])
-    fmt = _output_format(Path(output))
+    suffix = Path(output).suffix.lower()
+    stored_as_is = lr_only and viewable.codec_for_suffix(suffix) is not None
+    fmt = "" if stored_as_is else _output_format(Path(output))
     start = time.perf_counter()
-    irn = container.read(input)
+    irn = viewable.read(input)
+    if stored_as_is:
+        if viewable.codec_for_suffix(suffix) != irn.header.codec:
+            fmt = _output_format(Path(output))  # another format: decode and re-save, as for a full decode
+        else:
+            atomic_write_bytes(output, irn.payload)
+            if verbose:
+                click.echo(f"{input} -> {output}: the stored {irn.header.codec} LR image, "
+                           f"{len(irn.payload)} bytes", err=True)
+            return
     with limited_threads(_threads(threads)):
         if lr_only:
             image = irn_codec.decode_lr(irn, model=model)
@@ -208,10 +235,10 @@ def decode(input: Path, output: str, model: str | None, temperature: float,
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
 def info(file: Path) -> None:
-    """Print the header of an .irn FILE."""
-    from . import container
+    """Print the header of an .irn FILE (or of the .irn file a .jpg/.webp/.png from encode carries)."""
+    from . import viewable
 
-    irn = container.read(file)
+    irn = viewable.read(file)
     h = irn.header
     kind = codec_class(h.codec)
     settings = ", ".join(filter(None, ["" if kind.lossless else f"q{h.quality}", kind.describe(irn.payload)]))

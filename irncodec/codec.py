@@ -32,13 +32,18 @@ __all__ = ["DEFAULT_CODEC", "DEFAULT_TEMPERATURE", "Z_SEED", "ImageSource", "Irn
 IrnSource = bytes | bytearray | memoryview | IrnFile | str | os.PathLike | BinaryIO
 
 def as_irn(data: IrnSource) -> IrnFile:
-    """The input of ``decode`` as a parsed ``.irn`` file, or one clear FormatError."""
+    """The input of ``decode`` as a parsed ``.irn`` file, or one clear FormatError.
+
+    A JPEG, WebP or PNG file that carries an ``.irn`` file (:mod:`irncodec.viewable`) is taken as that file.
+    """
     if isinstance(data, IrnFile):
         return data
+    from . import viewable
+
     if isinstance(data, (bytes, bytearray, memoryview)):
-        return container.unpack(data)
+        return container.unpack(viewable.unwrap(data))
     if isinstance(data, (str, os.PathLike)) or callable(getattr(data, "read", None)):
-        return container.read(data)
+        return viewable.read(data)
     raise FormatError(f"cannot decode a {type(data).__name__}: give .irn bytes, an IrnFile, a path "
                       "or a binary file")
 

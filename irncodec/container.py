@@ -358,6 +358,22 @@ def unpack(data: bytes | bytearray | memoryview, max_pixels: int | None = None) 
     return _read_stream(_as_stream(data), max_pixels_limit(max_pixels))
 
 
+def split_payload(data: bytes) -> tuple[bytes, bytes]:
+    """(the file without its payload: header then alpha plane; the payload) of valid ``.irn`` bytes,
+    for carrying the rest of a file inside a standard image file (:mod:`irncodec.viewable`)."""
+    f = unpack(data)
+    head = len(data) - len(f.payload) - len(f.alpha)
+    return data[:head] + data[head + len(f.payload):], f.payload
+
+
+def join_payload(rest: bytes, payload: bytes) -> bytes:
+    """The ``.irn`` bytes ``split_payload`` split; FormatError if ``rest`` is no header plus alpha."""
+    stream = _as_stream(rest)
+    _parse_header(stream, max_pixels_limit())
+    head = stream.tell()
+    return rest[:head] + payload + rest[head:]
+
+
 def _open_source(source: str | os.PathLike | BinaryIO, action) -> object:
     """Run ``action(stream)`` on a path (opened here) or an open binary file object."""
     if not isinstance(source, (str, os.PathLike)):

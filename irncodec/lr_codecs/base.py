@@ -49,6 +49,10 @@ class LRCodec(ABC):
     min_quality: ClassVar[int]
     max_quality: ClassVar[int]
     default_quality: ClassVar[int]
+    #: File name extensions of the standard image format a payload of this codec
+    #: is, so that an ``.irn`` file can be written as one (``embed``/``extract``,
+    #: :mod:`irncodec.viewable`); the first is the usual one. Empty: it cannot.
+    suffixes: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def for_model(cls, net: IRN, model_ref: str, **options: Any) -> LRCodec:
@@ -100,6 +104,18 @@ class LRCodec(ABC):
         """The oldest ``.irn`` format version whose readers decode ``payload`` (docs/format.md):
         a codec whose payload layout grows says so, and files use the newer version only then."""
         return 1
+
+    @classmethod
+    def embed(cls, payload: bytes, carried: bytes) -> bytes:
+        """The payload as a standard file of its format that also holds ``carried`` in a
+        metadata segment viewers ignore (codecs with ``suffixes`` implement this)."""
+        raise CodecError(f"{cls.name} payloads cannot be written as a standard image file")
+
+    @classmethod
+    def extract(cls, data: bytes) -> tuple[bytes, bytes | None] | None:
+        """None if ``data`` is not a file of this codec's format; else the payload as it was
+        before ``embed`` and the carried bytes (None when the file carries none)."""
+        return None
 
     @classmethod
     def describe(cls, payload: bytes) -> str:
