@@ -16,15 +16,18 @@ from pathlib import Path
 
 import click
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rd_curve import DEFAULT_BD_RANGE, _bd_range_option, bd_report
+from benchmarks.rd.bd import DEFAULT_BD_RANGE
+from benchmarks.rd.cli import bd_range_option
+from benchmarks.rd.report import bd_report
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("summary", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--bd-range", default=f"{DEFAULT_BD_RANGE[0]},{DEFAULT_BD_RANGE[1]}", show_default=True,
-              callback=_bd_range_option, help="LO,HI bpp window of the windowed BD table.")
+              callback=bd_range_option, help="LO,HI bpp window of the windowed BD table.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for bd_rate.md [default: the summary's folder].")
 def main(summary: Path, bd_range: tuple[float, float], out: Path | None) -> None:

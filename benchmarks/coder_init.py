@@ -21,6 +21,7 @@ joint training with the network possible. Writes ``coder_init.md`` to ``--out``.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -28,9 +29,12 @@ import click
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TRAIN = REPO / ".." / "shared" / "datasets" / "train"
-DEFAULT_OUT = REPO / "benchmarks" / "results"
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DATASETS, DEFAULT_OUT
+
+DEFAULT_TRAIN = DATASETS / "train"
 
 
 def gdn_coder() -> nn.Module:

@@ -16,7 +16,12 @@ from typing import Any
 
 import click
 
-DEFAULT_SUMMARY = Path(__file__).resolve().parent / "results" / "rd_summary.json"
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DEFAULT_OUT
+
+DEFAULT_SUMMARY = DEFAULT_OUT / "rd_summary.json"
 
 
 def nearest_by_bpp(points: list[dict[str, Any]], bpp: float) -> dict[str, Any]:

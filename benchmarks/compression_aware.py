@@ -21,18 +21,23 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
-from bench_common import REPO, list_images
 from PIL import Image
-from rd_curve import Coded, bd_pair, bits_per_pixel, load_images, measure_bicubic, measure_irncodec, parse_qualities
 
-DATASETS = REPO / ".." / "shared" / "datasets"
-DEFAULT_OUT = REPO / "benchmarks" / "results"
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DATASETS, DEFAULT_OUT, list_images
+from benchmarks.rd.bd import bd_pair
+from benchmarks.rd.measure import Coded, load_images, measure_bicubic, measure_irncodec
+from benchmarks.rd.rows import bits_per_pixel
+from benchmarks.rd.settings import parse_qualities
 
 
 def methods(scale: int, codec: str, extra: Sequence[str],

@@ -22,9 +22,11 @@ import time
 from pathlib import Path
 
 import click
-from bench_common import DEFAULT_DATASET, REPO
 
-DEFAULT_OUT = REPO / "benchmarks" / "results"
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT
 
 WORKER = r"""
 import json, sys, time, torch

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import DEFAULT_DATASET, list_images
+from benchmarks.common import DATASETS, DEFAULT_DATASET, DEFAULT_OUT, list_images
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATASETS = f"{DEFAULT_DATASET},{DEFAULT_DATASET.parent / 'set14'}"
+DEFAULT_DATASETS = f"{DEFAULT_DATASET},{DATASETS / 'set14'}"
 
 
 def lr_images(path: Path, model) -> dict[str, torch.Tensor]:
@@ -121,7 +121,7 @@ def table(rows: list[dict], coefficients: np.ndarray, qualities: list[int]) -> t
 @click.option("--fit", "refit", is_flag=True, help="Refit the coefficients on the first dataset.")
 @click.option("--limit", type=int, default=None, help="Use the first N images of each dataset.")
 @click.option("--threads", type=int, default=2, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks" / "results", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
 def main(datasets: str, qualities: str, model_name: str, refit: bool, limit: int | None, threads: int,
          out: Path) -> None:
     """Measure (and optionally refit) the JPEG rate proxy against real file sizes."""

@@ -30,17 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from bench_common import DEFAULT_DATASET, list_images, resolve_models, scales_option
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "benchmarks" / "results"
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-#: Pillow baselines: method -> (Pillow format, save options, Pillow feature needed).
+from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images, resolve_models, scales_option
+from benchmarks.rd.settings import PILLOW_BASELINES
+
+#: Pillow baselines timed: method -> (Pillow format, save options, Pillow feature needed), as the RD harness runs them.
 PILLOW_METHODS: dict[str, tuple[str, dict[str, Any], str | None]] = {
-    "jpeg-420": ("JPEG", {"subsampling": "4:2:0", "optimize": True}, None),
-    "webp": ("WEBP", {"method": 6}, "webp"),
-    "avif": ("AVIF", {}, "avif"),
-}
+    name: PILLOW_BASELINES[name] for name in ("jpeg-420", "webp", "avif")}
 
 
 # --- memory --------------------------------------------------------------------

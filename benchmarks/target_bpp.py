@@ -6,8 +6,9 @@
 For each image and target: ``irncodec encode --target-bpp`` (its best path
 over scales, LR codecs and qualities), and for each baseline the highest
 quality whose file is no larger than the target: full-size JPEG 4:2:0, WebP
-and AVIF (Pillow; the settings of ``rd_curve.py``), and bicubic x2 + JPEG +
-bicubic (the LR JPEG's bytes alone, no container). RGB PSNR on 8-bit images.
+and AVIF (Pillow; the settings of the RD harness, ``benchmarks.rd``), and
+bicubic x2 + JPEG + bicubic (the LR JPEG's bytes alone, no container). RGB PSNR
+on 8-bit images.
 Writes ``target_bpp.md`` (per image and mean, and the gains in dB) to ``--out``.
 """
 
@@ -21,12 +22,12 @@ import click
 import numpy as np
 from PIL import Image, features
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import DEFAULT_DATASET, list_images
-from rd_curve import PILLOW_BASELINES, measure_bicubic, measure_pillow
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images
+from benchmarks.rd.measure import measure_bicubic, measure_pillow
+from benchmarks.rd.settings import PILLOW_BASELINES
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:
@@ -67,7 +68,7 @@ def baselines() -> dict[str, tuple[callable, int, int]]:
 @click.option("--images", default="kodim01,kodim05,kodim15,kodim23", show_default=True,
               help="Comma-separated image names (without suffix) from the dataset.")
 @click.option("--targets", default="0.25,0.4", show_default=True, help="Comma-separated bits per pixel.")
-@click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks" / "results", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
 def main(dataset: Path, images: str, targets: str, out: Path) -> None:
     from irncodec.ratecontrol import encode_to_target
 

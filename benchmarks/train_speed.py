@@ -21,8 +21,10 @@ from pathlib import Path
 
 import click
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "benchmarks" / "results"
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DEFAULT_OUT, REPO
 
 #: name -> (threads, training-config overrides, compile the loss module)
 VARIANTS: dict[str, tuple[int, dict, bool]] = {

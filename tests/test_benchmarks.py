@@ -3,42 +3,29 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 import irncodec
+from benchmarks import bd_report, coder_init, get_kodak, speed
+from benchmarks import compare_table as compare
+from benchmarks import compression_aware as aware
+from benchmarks.rd import bd, cli, measure, report, settings
+from benchmarks.rd import rows as rd_rows
 from irncodec import metrics
 from irncodec.tensors import image_to_tensor
 
 from .conftest import photo_like
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # as for a script run from there: bench_common imports
-
-
-def _load_script(name: str) -> ModuleType:
-    """Import a benchmark script by path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-rd = _load_script("rd_curve")
-bd_report = _load_script("bd_report")
-speed = _load_script("speed")
-compare = _load_script("compare_table")
-aware = _load_script("compression_aware")
-coder_init = _load_script("coder_init")
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
 
 
 @pytest.fixture(autouse=True)
@@ -77,24 +64,24 @@ def dataset(tmp_path) -> Path:
     ("0..100:50", [0, 50, 100]),
 ])
 def test_parse_qualities(text, expected):
-    assert rd.parse_qualities(text) == expected
+    assert settings.parse_qualities(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "abc", "30..", "..90", "90..30", "0..101", "-5", "30..90:0",
                                   "30..90:x", "30,,50", "101", "3.5"])
 def test_parse_qualities_rejects(text):
     with pytest.raises(ValueError):
-        rd.parse_qualities(text)
+        settings.parse_qualities(text)
 
 
 def test_bad_qf_is_a_click_error(tmp_path):
-    result = CliRunner().invoke(rd.main, ["--qf", "90..30", "--out", str(tmp_path)])
+    result = CliRunner().invoke(cli.main, ["--qf", "90..30", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "backwards" in result.output and "--qf" in result.output
 
 
 def test_entropy_codec_needs_a_model_with_a_coder(tmp_path, tiny_weights):
-    result = CliRunner().invoke(rd.main, ["--codec", "entropy", "--model", tiny_weights[2],
+    result = CliRunner().invoke(cli.main, ["--codec", "entropy", "--model", tiny_weights[2],
                                           "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "has no entropy coder" in result.output
@@ -102,7 +89,7 @@ def test_entropy_codec_needs_a_model_with_a_coder(tmp_path, tiny_weights):
 
 def test_harness_measures_the_entropy_path(tiny_entropy_weights, dataset, tmp_path, no_dists):
     out = tmp_path / "out"
-    result = CliRunner().invoke(rd.main, [
+    result = CliRunner().invoke(cli.main, [
         "--dataset", str(dataset), "--limit", "1", "--codec", "entropy", "--no-baselines",
         "--model", tiny_entropy_weights[2], "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -115,26 +102,26 @@ def test_harness_measures_the_entropy_path(tiny_entropy_weights, dataset, tmp_pa
 # --- rates -----------------------------------------------------------------------
 
 def test_bits_per_pixel():
-    assert rd.bits_per_pixel(1000, 100, 80) == 1.0
-    assert rd.bits_per_pixel(3, 2, 3) == 4.0
+    assert rd_rows.bits_per_pixel(1000, 100, 80) == 1.0
+    assert rd_rows.bits_per_pixel(3, 2, 3) == 4.0
 
 
 def test_irncodec_rate_counts_the_whole_file(tiny_weights):
     img = photo_like(64, 48)
-    coded = rd.measure_irncodec(img, 70, "jpeg", 2, model=tiny_weights[2])
+    coded = measure.measure_irncodec(img, 70, "jpeg", 2, model=tiny_weights[2])
     data = irncodec.encode(img, quality=70, codec="jpeg", scale=2, model=tiny_weights[2])
     assert coded.nbytes == len(data)
     assert coded.image.size == img.size
-    setting = rd.Setting("irncodec-x2-jpeg", 2, "jpeg", 70, run=None)
-    row = rd.make_row(setting, "x", img, coded, {})
+    setting = settings.Setting("irncodec-x2-jpeg", 2, "jpeg", 70, run=None)
+    row = rd_rows.make_row(setting, "x", img, coded, {})
     assert row["bpp"] == pytest.approx(len(data) * 8 / (64 * 48))
 
 
 def test_pillow_and_bicubic_rates_are_file_sizes():
     img = photo_like(64, 48)
-    jpeg = rd.measure_pillow(img, "JPEG", 50, subsampling="4:2:0")
+    jpeg = measure.measure_pillow(img, "JPEG", 50, subsampling="4:2:0")
     assert jpeg.image.size == img.size and jpeg.nbytes > 0
-    bicubic = rd.measure_bicubic(img, 2, "jpeg", 50)
+    bicubic = measure.measure_bicubic(img, 2, "jpeg", 50)
     assert bicubic.image.size == img.size
     assert bicubic.nbytes < jpeg.nbytes  # a quarter of the pixels at the same quality
 
@@ -148,33 +135,33 @@ def _curve(rates, psnrs):
 def test_bd_rate_of_a_curve_needing_10_percent_fewer_bits():
     rates = [0.2, 0.4, 0.8, 1.6, 3.2]
     psnrs = [27.0, 30.5, 33.5, 36.0, 38.0]
-    result = rd.bd_pair(_curve(rates, psnrs), _curve([0.9 * r for r in rates], psnrs))
+    result = bd.bd_pair(_curve(rates, psnrs), _curve([0.9 * r for r in rates], psnrs))
     assert result["bd_rate"] == pytest.approx(-10.0, abs=1e-6)
     assert result["bd_metric"] > 0
 
 
 def test_bd_pair_skips_short_and_disjoint_curves():
     anchor = _curve([0.2, 0.4, 0.8, 1.6], [27, 30, 33, 36])
-    short = rd.bd_pair(anchor, _curve([0.2, 0.4, 0.8], [27, 30, 33]))
+    short = bd.bd_pair(anchor, _curve([0.2, 0.4, 0.8], [27, 30, 33]))
     assert short["bd_rate"] is None and "fewer than 4" in short["note"]
-    far = rd.bd_pair(anchor, _curve([5, 6, 7, 8], [40, 41, 42, 43]))
+    far = bd.bd_pair(anchor, _curve([5, 6, 7, 8], [40, 41, 42, 43]))
     assert far["bd_rate"] is None and "no bpp overlap" in far["note"]
 
 
 def test_bd_table_covers_every_rescaling_curve_and_anchor():
     summary = {m: _curve([0.2, 0.4, 0.8, 1.6], [27, 30, 33, 36])
                for m in ("jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-png", "bicubic-x2-jpeg")}
-    rows = rd.bd_table(summary)
+    rows = bd.bd_table(summary)
     assert {(r["test"], r["anchor"]) for r in rows} == {
         (t, a) for t in ("irncodec-x2-jpeg", "bicubic-x2-jpeg") for a in ("jpeg-420", "webp")}
     assert all(r["bd_rate"] == pytest.approx(0, abs=1e-9) for r in rows)
-    assert "| irncodec-x2-jpeg | jpeg-420 |" in rd.bd_markdown(rows, rows)
+    assert "| irncodec-x2-jpeg | jpeg-420 |" in report.bd_markdown(rows, rows)
 
 
 def test_bd_table_compares_the_entropy_path_with_irncodecs_own_paths():
     summary = {m: _curve([0.2, 0.4, 0.8, 1.6], [27, 30, 33, 36])
                for m in ("jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-webp", "irncodec-x2-entropy")}
-    anchors = {r["anchor"] for r in rd.bd_table(summary) if r["test"] == "irncodec-x2-entropy"}
+    anchors = {r["anchor"] for r in bd.bd_table(summary) if r["test"] == "irncodec-x2-entropy"}
     assert anchors == {"jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-webp"}
 
 
@@ -182,11 +169,11 @@ def test_envelope_keeps_the_best_point_at_each_rate_and_names_its_series():
     summary = {"irncodec-x2-jpeg": _curve([0.1, 0.2, 0.4], [25, 27, 28]),
                "irncodec-x4-jpeg": _curve([0.05, 0.15, 0.3], [24, 26.5, 27]),
                "jpeg-420": _curve([0.01, 1.0], [40, 50])}  # not irncodec: never in the envelope
-    best = rd.envelope(summary)
+    best = bd.envelope(summary)
     assert [(p["bpp"], p["psnr"], p["series"]) for p in best["points"]] == [
         (0.05, 24, "irncodec-x4-jpeg"), (0.1, 25, "irncodec-x2-jpeg"), (0.15, 26.5, "irncodec-x4-jpeg"),
         (0.2, 27, "irncodec-x2-jpeg"), (0.4, 28, "irncodec-x2-jpeg")]
-    assert rd.envelope({"jpeg-420": summary["jpeg-420"]}) is None
+    assert bd.envelope({"jpeg-420": summary["jpeg-420"]}) is None
 
 
 def test_bd_in_range_measures_only_inside_the_window():
@@ -194,25 +181,25 @@ def test_bd_in_range_measures_only_inside_the_window():
     anchor = _curve(rates, [24, 26, 28, 30, 32, 34])  # 2 dB per doubling
     # Test: 10 % fewer bits at the same quality up to 0.5 bpp, far worse above it.
     test = _curve([0.9 * r for r in rates[:4]] + [0.8, 1.6], [24, 26, 28, 30, 25, 26])
-    inside = rd.bd_in_range(anchor, test, 0.1, 0.36)
+    inside = bd.bd_in_range(anchor, test, 0.1, 0.36)
     assert inside["bd_rate"] == pytest.approx(-10.0, abs=0.01)
     assert inside["bd_metric"] == pytest.approx(2 * math.log2(1 / 0.9), abs=0.01)
     assert inside["span"] == pytest.approx((0.1, 0.36))
-    assert rd.bd_pair(anchor, test)["bd_rate"] > 0  # the whole-range BD sees the bad high rates
-    apart = rd.bd_in_range(anchor, _curve([2, 3], [35, 36]), 0.1, 0.5)
+    assert bd.bd_pair(anchor, test)["bd_rate"] > 0  # the whole-range BD sees the bad high rates
+    apart = bd.bd_in_range(anchor, _curve([2, 3], [35, 36]), 0.1, 0.5)
     assert apart["bd_rate"] is None and "no points" in apart["note"]
 
 
 def test_range_table_puts_the_envelope_first_against_every_measured_anchor():
     c = _curve([0.1, 0.2, 0.4, 0.8], [26, 28, 30, 32])
-    summary = {m: c for m in ("jpeg-420", "avif", "irncodec-x2-jpeg", rd.ENVELOPE, "bicubic-x2-jpeg")}
-    rows = rd.range_table(summary, 0.1, 0.5)
-    assert rows[0]["test"] == rd.ENVELOPE
+    summary = {m: c for m in ("jpeg-420", "avif", "irncodec-x2-jpeg", bd.ENVELOPE, "bicubic-x2-jpeg")}
+    rows = bd.range_table(summary, 0.1, 0.5)
+    assert rows[0]["test"] == bd.ENVELOPE
     assert {(r["test"], r["anchor"]) for r in rows} == {
-        (t, a) for t in (rd.ENVELOPE, "irncodec-x2-jpeg", "bicubic-x2-jpeg")
+        (t, a) for t in (bd.ENVELOPE, "irncodec-x2-jpeg", "bicubic-x2-jpeg")
         for a in ("jpeg-420", "avif", "bicubic-x2-jpeg") if t != a}
     assert all(r["bd_rate"] == pytest.approx(0, abs=1e-9) for r in rows)
-    text = rd.range_markdown(rows, rd.envelope({"irncodec-x2-jpeg": c}), 0.1, 0.5)
+    text = report.range_markdown(rows, bd.envelope({"irncodec-x2-jpeg": c}), 0.1, 0.5)
     assert "Over 0.1-0.5 bpp" in text and "| 0.200 | 28.00 | irncodec-x2-jpeg |" in text
 
 
@@ -225,7 +212,7 @@ def test_bd_report_rewrites_the_tables_from_a_saved_summary(tmp_path):
     assert result.exit_code == 0, result.output
     text = (tmp_path / "bd_rate.md").read_text()
     assert "(kodak, 2 images)" in text and "Over 0.1-0.4 bpp" in text
-    assert f"| {rd.ENVELOPE} | jpeg-420 |" in text
+    assert f"| {bd.ENVELOPE} | jpeg-420 |" in text
     bad = CliRunner().invoke(bd_report.main, [str(path), "--bd-range", "0.5,0.1"])
     assert bad.exit_code == 2 and "LO < HI" in bad.output
 
@@ -240,7 +227,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def test_harness_writes_points_means_and_reports(tiny_weights, dataset, tmp_path, no_dists):
     out = tmp_path / "out"
-    result = CliRunner().invoke(rd.main, [
+    result = CliRunner().invoke(cli.main, [
         "--dataset", str(dataset), "--limit", "2", "--qf", "50,90", "--model", tiny_weights[2],
         "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -248,7 +235,7 @@ def test_harness_writes_points_means_and_reports(tiny_weights, dataset, tmp_path
     assert result.output.count("DISTS needs") == 1
 
     columns, rows = _read_csv(out / "rd_points.csv")
-    assert columns == [c for c in rd.COLUMNS if c != "dists"]
+    assert columns == [c for c in rd_rows.COLUMNS if c != "dists"]
     per_image = [r for r in rows if r["image"] != "mean"]
     means = [r for r in rows if r["image"] == "mean"]
     assert {r["image"] for r in per_image} == {"img0", "img1"}
@@ -272,13 +259,13 @@ def test_harness_writes_points_means_and_reports(tiny_weights, dataset, tmp_path
     assert (out / "rd_curve.png").stat().st_size > 1000
     bd_text = (out / "bd_rate.md").read_text()
     assert "irncodec-x2-jpeg" in bd_text and "Over 0.1-0.5 bpp" in bd_text
-    assert rd.ENVELOPE in summary["methods"] and summary["meta"]["bd_range"] == [0.1, 0.5]
+    assert bd.ENVELOPE in summary["methods"] and summary["meta"]["bd_range"] == [0.1, 0.5]
     assert "| method |" in result.output
 
 
 def test_harness_without_baselines(tiny_weights, dataset, tmp_path, no_dists):
     out = tmp_path / "out"
-    result = CliRunner().invoke(rd.main, [
+    result = CliRunner().invoke(cli.main, [
         "--dataset", str(dataset), "--limit", "1", "--qf", "80", "--codec", "jpeg", "--no-baselines",
         "--model", tiny_weights[4], "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -288,7 +275,7 @@ def test_harness_without_baselines(tiny_weights, dataset, tmp_path, no_dists):
 
 
 def test_model_scale_must_match_scale_option(tiny_weights, dataset, tmp_path):
-    result = CliRunner().invoke(rd.main, ["--dataset", str(dataset), "--model", tiny_weights[2],
+    result = CliRunner().invoke(cli.main, ["--dataset", str(dataset), "--model", tiny_weights[2],
                                           "--scale", "4", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "x2" in result.output
 
@@ -405,7 +392,7 @@ def test_means_leave_out_nan_ms_ssim():
     rows = [{"method": "m", "scale": 1, "codec": "c", "quality": 50, "image": str(i), "bytes": b,
              "bpp": b / 10, "psnr": 30.0 + i, "ssim": 0.9, "ms_ssim": v, "y_psnr": 31.0,
              "encode_s": 0.1, "decode_s": 0.2} for i, (b, v) in enumerate([(10, 0.9), (30, math.nan)])]
-    (mean,) = rd.mean_rows(rows)
+    (mean,) = rd_rows.mean_rows(rows)
     assert mean["image"] == "mean" and mean["bpp"] == 2.0 and mean["psnr"] == 30.5
     assert mean["ms_ssim"] == 0.9
 
@@ -414,13 +401,13 @@ def test_harness_adds_a_dists_column_when_weights_are_cached(tiny_weights, datas
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     _fake_dists_cache()
     out = tmp_path / "out"
-    result = CliRunner().invoke(rd.main, [
+    result = CliRunner().invoke(cli.main, [
         "--dataset", str(dataset), "--limit", "1", "--qf", "80", "--codec", "jpeg", "--no-baselines",
         "--model", tiny_weights[2], "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "DISTS needs" not in result.output
     columns, rows = _read_csv(out / "rd_points.csv")
-    assert columns == rd.COLUMNS
+    assert columns == rd_rows.COLUMNS
     assert all(math.isfinite(float(r["dists"])) for r in rows)
     assert json.loads((out / "rd_summary.json").read_text())["meta"]["dists"] is True
 
@@ -437,9 +424,6 @@ def test_compare_table_pairs_points():
     assert rows[0][4:7] == ["0.290", "29.00", "0.9000"]  # bicubic at the same quality
     assert rows[0][7] == "q10" and rows[1][7] == "q30"  # nearest JPEG by bpp
     assert compare.markdown(rows).count("\n") == 4
-
-
-get_kodak = _load_script("get_kodak")
 
 
 def test_kodak_download_verifies_checksums(tmp_path):
@@ -524,3 +508,27 @@ def test_coder_init_trains_both_coders(dataset, make):
     rows = coder_init.train_coder(coder, RandomCrops([str(dataset)], 32, seed=0), 2, 0.01, make, every=1)
     assert [r["iteration"] for r in rows] == [1, 2]
     assert all(r["bpp"] > 0 and math.isfinite(r["psnr"]) for r in rows)
+
+
+# --- commands ----------------------------------------------------------------------
+
+def _help(*args: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, *args, "--help"], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_rd_runs_as_a_module_and_as_the_script(tmp_path):
+    module = _help("-m", "benchmarks.rd", cwd=REPO)
+    script = _help(str(BENCHMARKS / "rd_curve.py"), cwd=tmp_path)  # from anywhere: it finds the package
+    assert module.startswith("Usage: python -m benchmarks.rd [OPTIONS]")
+    assert script.startswith("Usage: rd_curve.py [OPTIONS]")
+    assert module.split("\n", 1)[1] == script.split("\n", 1)[1]
+    assert "--qf TEXT" in module and "--bd-range TEXT" in module
+
+
+@pytest.mark.parametrize("name", ["bd_report", "target_bpp", "compression_aware"])
+def test_scripts_that_use_the_package_run_as_scripts_and_modules(tmp_path, name):
+    script = _help(str(BENCHMARKS / f"{name}.py"), cwd=tmp_path)
+    module = _help("-m", f"benchmarks.{name}", cwd=REPO)
+    assert script.split("\n", 1)[1] == module.split("\n", 1)[1]

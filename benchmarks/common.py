@@ -1,8 +1,4 @@
-"""Pieces shared by the benchmark scripts: datasets, model choice, the --scale option.
-
-The scripts put their own folder first on ``sys.path`` (Python does so for a
-script), so they import this module as ``bench_common``.
-"""
+"""What the benchmarks share: the repository's paths, datasets, model choice, the --scale option."""
 
 from __future__ import annotations
 
@@ -12,7 +8,11 @@ from pathlib import Path
 import click
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = REPO / ".." / "shared" / "datasets" / "kodak"
+#: Where the benchmarks write their results unless told otherwise.
+DEFAULT_OUT = REPO / "benchmarks" / "results"
+#: The image datasets beside the repository (Kodak, Set14, training photos).
+DATASETS = REPO / ".." / "shared" / "datasets"
+DEFAULT_DATASET = DATASETS / "kodak"
 IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
 
 

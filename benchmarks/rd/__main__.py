@@ -1,0 +1,5 @@
+"""``python -m benchmarks.rd``: the rate-distortion harness."""
+
+from .cli import main
+
+main()
