@@ -23,9 +23,10 @@ import click
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import DEFAULT_DATASET, REPO, list_images
+from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -72,8 +73,7 @@ def level_curve_psnr(levels: list[dict], bpp: float) -> float:
 @click.option("--steps", default="0.5,0.7,0.85,1,1.2,1.45,1.7,2.5", show_default=True,
               help="Step multipliers (1 = the level as trained).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=REPO / "benchmarks" / "results",
-              show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
 def main(dataset: Path, steps: str, limit: int | None, out: Path) -> None:
     """Rate and quality of every entropy level at each step multiplier."""
     from irncodec import zoo
