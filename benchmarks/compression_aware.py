@@ -41,7 +41,7 @@ from benchmarks.rd.settings import parse_qualities
 
 
 def methods(scale: int, codec: str, extra: Sequence[str],
-            temperature: float = 0.0) -> dict[str, Callable[[Image.Image, int], Coded]]:
+            temperature: float | None = None) -> dict[str, Callable[[Image.Image, int], Coded]]:
     """Method name -> function(image, quality) for one scale and LR codec."""
     from irncodec import zoo
 
@@ -59,7 +59,8 @@ def methods(scale: int, codec: str, extra: Sequence[str],
     return runs
 
 
-def _irncodec(img: Image.Image, quality: int, codec: str, scale: int, model: str, temperature: float) -> Coded:
+def _irncodec(img: Image.Image, quality: int, codec: str, scale: int, model: str,
+              temperature: float | None) -> Coded:
     return measure_irncodec(img, quality, codec, scale, model=model, temperature=temperature)
 
 
@@ -132,10 +133,11 @@ def equal_rate(table: dict[str, dict[int, dict[str, float]]]) -> dict[str, dict[
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
               show_default="benchmarks/results")
-@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Spread of z when irncodec decodes (0: the prior's mean, the codec's default; 1: sampled).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=None,
+              help="Spread of z when irncodec decodes (0: the prior's mean; 1: sampled) "
+                   "[default: each model's own, as irncodec decodes].")
 def main(datasets: tuple[Path, ...], qualities: str, scale: str, codec: str, extra: tuple[str, ...],
-         limit: int | None, out: Path, temperature: float) -> None:
+         limit: int | None, out: Path, temperature: float | None) -> None:
     """Plain vs compression-aware irncodec vs bicubic at equal LR quality."""
     try:
         qf = parse_qualities(qualities)
@@ -161,7 +163,10 @@ def main(datasets: tuple[Path, ...], qualities: str, scale: str, codec: str, ext
     options += [f"--dataset {d}" for d in datasets] + [f"--model {m}" for m in extra]
     options += [f"--limit {limit}"] if limit else []
     command = " ".join(["python benchmarks/compression_aware.py", *options])
-    header = f"# Compression-aware vs plain irncodec, x{scale}, {codec}\n\n`{command}`; z = prior mean.\n\n"
+    if temperature is not None:
+        command += f" --temperature {temperature:g}"
+    z = "as each model decodes by default" if temperature is None else f"at temperature {temperature:g}"
+    header = f"# Compression-aware vs plain irncodec, x{scale}, {codec}\n\n`{command}`; z {z}.\n\n"
     stem.with_suffix(".md").write_text(header + "\n".join(parts))
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     click.echo(f"wrote {stem}.md and .json")

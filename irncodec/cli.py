@@ -20,6 +20,9 @@ import click
 from . import __version__
 from .lr_codecs import DEFAULT_CODEC, available_codecs, codec_class, codecs_with_option, option_choices
 
+#: Decoded images are written losslessly: WebP too (Pillow's default would
+#: recompress them lossily at quality 80).
+SAVE_OPTIONS = {"WEBP": {"lossless": True, "exact": True}}
 OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}
 
@@ -188,13 +191,13 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
 @click.argument("input", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path())  # a str: Path() would drop a trailing "/"
 @click.option("-m", "--model", default=None, help="Override the model named in the file.")
-@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--temperature", type=click.FloatRange(min=0), default=None,
               help="Spread of the latent z drawn at decode, relative to the model's prior "
-                   "(0 = its mean, 1 = the prior).")
+                   "(0 = its mean, 1 = the prior) [default: the model's own, 0 for most].")
 @click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
 @_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
-def decode(input: Path, output: str, model: str | None, temperature: float,
+def decode(input: Path, output: str, model: str | None, temperature: float | None,
            lr_only: bool, threads: int | None, verbose: bool) -> None:
     """Decompress INPUT (.irn, or a .jpg/.webp/.png written by encode) to image OUTPUT
     (format from its extension). With --lr-only, an OUTPUT of the stored LR image's
@@ -226,7 +229,7 @@ def decode(input: Path, output: str, model: str | None, temperature: float,
             image = irn_codec.decode(irn, model=model, temperature=temperature)
     if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
         _fail(f"'{Path(output).suffix}' cannot hold an alpha channel: use .png")
-    atomic_write_with(output, lambda f: image.save(f, format=fmt))
+    atomic_write_with(output, lambda f: image.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {})))
     if verbose:
         click.echo(f"{input} -> {output}: {image.width}x{image.height} {image.mode}, "
                    f"{time.perf_counter() - start:.2f} s", err=True)
@@ -300,20 +303,23 @@ def train(config: Path, run_dir: Path | None, iterations: int | None, stop_at: i
 @click.option("--description", default="", help="With --register: one line for `irncodec models`.")
 @click.option("--eval-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="With --register: measure PSNR on these images into the training record.")
+@click.option("--decode-temperature", type=click.FloatRange(min=0), default=None,
+              help="How decoding draws z for this model unless told (0 = the prior's mean) "
+                   "[default: the weights' own, 0 for most].")
 def export(checkpoint: Path, output: Path | None, fp32: bool, name: str | None,
-           description: str, eval_dir: Path | None) -> None:
+           description: str, eval_dir: Path | None, decode_temperature: float | None) -> None:
     """Write the model of a training CHECKPOINT (.pt, or float32 .safetensors weights) as a .safetensors OUTPUT."""
     from .train import export_checkpoint, release
 
     if name is not None:
         if output is not None or fp32:
             _fail("--register writes fp16 weights into the package: give no OUTPUT or --fp32")
-        record = release(checkpoint, name, description, eval_dir)
+        record = release(checkpoint, name, description, eval_dir, decode_temperature)
         click.echo(f"registered {name}: {record['iterations']} iterations, {record['parameters']:,} parameters")
         return
     if output is None or output.suffix != ".safetensors":
         _fail("give an OUTPUT ending in .safetensors")
-    export_checkpoint(checkpoint, output, half=not fp32)
+    export_checkpoint(checkpoint, output, half=not fp32, decode_temperature=decode_temperature)
 
 
 if __name__ == "__main__":

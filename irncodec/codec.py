@@ -124,7 +124,8 @@ def decode(
     original mode and size.
 
     ``temperature`` scales the spread of the z drawn around the prior's mean
-    (0: the mean, the default; 1 or None: the model's prior). ``model``
+    (0: the mean; 1: the model's prior; None, the default: the model's own
+    ``decode_temperature``, 0 for most shipped models). ``model``
     overrides the model named in the file (needed for files made with a
     ``.safetensors`` path rather than a shipped model). ``threads`` sets torch's
     CPU threads for this call (None: as they are).

@@ -23,9 +23,10 @@ from .models import IRN
 
 #: Seed of the z drawn at decode time, fixed so decoding is deterministic.
 Z_SEED = 0
-#: z used at decode: 0 decodes with the prior's mean, which measured better in
-#: RGB PSNR than sampling (see README); 1 samples from the model's own prior.
-DEFAULT_TEMPERATURE: float | None = 0.0
+#: z used at decode unless a temperature is given: None takes the model's own
+#: (``IRNConfig.decode_temperature``): 0, the prior's mean, for most models, which
+#: measured better in RGB PSNR than sampling (see README); 1 samples the prior.
+DEFAULT_TEMPERATURE: float | None = None
 
 #: What ``encode`` takes: a PIL image, a path, a binary file, an image file's
 #: bytes, or a uint8 array (H x W, or H x W x 1/3/4: grey, RGB, RGBA).
@@ -93,7 +94,10 @@ def downscale(model: IRN, image: Image.Image, device: str | torch.device = "cpu"
 def upscale(model: IRN, lr_image: Image.Image, size: tuple[int, int],
             temperature: float | None = DEFAULT_TEMPERATURE,
             device: str | torch.device = "cpu") -> Image.Image:
-    """The RGB image of ``size`` the network reconstructs from an LR image (tiled when large)."""
+    """The RGB image of ``size`` the network reconstructs from an LR image (tiled when large),
+    with z at ``temperature`` (None: the model's own)."""
+    if temperature is None:
+        temperature = model.config.decode_temperature
     lr = np.asarray(lr_image.convert("RGB"))
     hr = tiling.upscale_tiled(model, lr, temperature, Z_SEED, device=device)
     width, height = size

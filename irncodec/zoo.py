@@ -36,7 +36,7 @@ WEIGHTS_FORMAT = "irncodec-weights-1"
 DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
 #: Models trained through a lossy LR codec (SAIN-style), preferred when encoding with it.
 #: A retrained default gets a new name here; the model it replaces stays shipped for old files.
-CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate", (4, "jpeg"): "irn-x4-jpeg-small",
+CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate-v2", (4, "jpeg"): "irn-x4-jpeg-rate",
                 (2, "webp"): "irn-x2-webp-small"}
 #: For codecs whose every quality is its own model (``per_level_models``, such as
 #: the learned entropy coder): the model of each (scale, level). A retrained

@@ -229,3 +229,14 @@ def test_same_input_gives_the_same_bytes_in_separate_processes(png, tmp_path, ti
             subprocess.run([sys.executable, "-m", "irncodec.cli", *map(str, args)], check=True)
         outputs.append((irn.read_bytes(), Image.open(out).tobytes()))
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png", ".tiff", ".bmp"])
+def test_decoded_images_are_written_losslessly(runner, png, tmp_path, tiny_weights, suffix):
+    import irncodec
+
+    irn, out = tmp_path / "a.irn", tmp_path / f"out{suffix}"
+    run(runner, "encode", png, irn, "-m", tiny_weights[2])
+    result = run(runner, "decode", irn, out, "-m", tiny_weights[2])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).convert("RGB").tobytes() == irncodec.decode(irn, model=tiny_weights[2]).tobytes()

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import irncodec
-from irncodec import container
+from irncodec import container, zoo
 from irncodec.errors import CodecError, FormatError, ImageError, ModelError
 from irncodec.metrics import psnr
 from irncodec.tensors import image_to_tensor
@@ -126,9 +126,29 @@ def test_image_over_pixel_limit_is_image_error(tiny_weights, photo, monkeypatch)
 
 def test_sampling_from_the_prior_is_seeded(tiny_weights, photo):
     data = irncodec.encode(photo, codec="png", model=tiny_weights[2])
-    a = irncodec.decode(data, model=tiny_weights[2], temperature=None)
-    assert a.tobytes() == irncodec.decode(data, model=tiny_weights[2], temperature=None).tobytes()
+    a = irncodec.decode(data, model=tiny_weights[2], temperature=1)
+    assert a.tobytes() == irncodec.decode(data, model=tiny_weights[2], temperature=1).tobytes()
     assert a.tobytes() != irncodec.decode(data, model=tiny_weights[2]).tobytes()
+
+
+def test_a_model_decodes_at_its_own_temperature_unless_told(tmp_path, photo):
+    """decode_temperature is how a model is meant to be decoded: the default of decode,
+    upscale and rate control; an explicit temperature still wins."""
+    from irncodec.models import IRNConfig
+
+    from .conftest import make_tiny_model
+
+    sampled = make_tiny_model(2, decode_temperature=1.0)
+    path = tmp_path / "sampled.safetensors"
+    zoo.export(sampled, path)
+    assert zoo.load_model(str(path)).config.decode_temperature == 1.0
+    data = irncodec.encode(photo, codec="png", model=str(path))
+    default = irncodec.decode(data, model=str(path)).tobytes()
+    assert default == irncodec.decode(data, model=str(path), temperature=1).tobytes()
+    assert default != irncodec.decode(data, model=str(path), temperature=0).tobytes()
+    with pytest.raises(ValueError, match="decode_temperature must be >= 0"):
+        IRNConfig(decode_temperature=-0.5)
+    assert IRNConfig.from_dict({"scale": 2}).decode_temperature == 0.0  # weights from before the field
 
 
 @pytest.mark.parametrize("scale", [2, 4])
@@ -142,12 +162,10 @@ def test_sain_models_round_trip(tiny_sain_weights, photo, scale):
 
 
 def test_encode_picks_the_model_trained_for_the_codec(monkeypatch):
-    from irncodec import zoo
-
-    assert zoo.CODEC_MODELS[(2, "jpeg")] == "sain-x2-jpeg-rate"
-    shipped = {"irn-x2-small": {}, "sain-x2-jpeg-rate": {}, "irn-x4-small": {}}
+    assert zoo.CODEC_MODELS[(2, "jpeg")] == "sain-x2-jpeg-rate-v2"
+    shipped = {"irn-x2-small": {}, "sain-x2-jpeg-rate-v2": {}, "irn-x4-small": {}}
     monkeypatch.setattr(zoo, "_manifest", lambda: shipped)
-    assert zoo.default_model(2, "jpeg") == "sain-x2-jpeg-rate"
+    assert zoo.default_model(2, "jpeg") == "sain-x2-jpeg-rate-v2"
     assert zoo.default_model(2, "png") == "irn-x2-small"
     assert zoo.default_model(4, "jpeg") == "irn-x4-small"  # no x4 JPEG model in this zoo
     with pytest.raises(ModelError, match="scale"):

@@ -1,5 +1,6 @@
 """The trainer: losses fall, checkpoints resume exactly, export loads back."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,8 @@ import yaml
 
 from irncodec import zoo
 from irncodec.errors import ConfigError
-from irncodec.train import TrainConfig, Trainer, export_checkpoint, train
+from irncodec.models import IRN
+from irncodec.train import TrainConfig, Trainer, export_checkpoint, load_compatible, train
 
 from .conftest import photo_like
 
@@ -134,6 +136,10 @@ def test_init_from_weights(tiny_config, tmp_path):
     trainer.init_from(config.init_from)
     for a, b in zip(first.model.state_dict().values(), trainer.model.state_dict().values()):
         assert torch.equal(a, b)
+    # how a model decodes is not architecture: weights decoded at another temperature seed it too
+    sampled = IRN(dataclasses.replace(first.model.config, decode_temperature=1.0))
+    sampled.load_state_dict(first.model.state_dict())
+    load_compatible(trainer.model, sampled)
     cfg["model"]["growth"] = 5
     tiny_config.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match="architecture"):

@@ -112,8 +112,9 @@ def drop_codecs_model_lacks(codecs: list[str], model: str | None) -> list[str]:
               show_default="benchmarks/results", help="Output folder.")
 @click.option("--device", default="cpu", show_default=True, help="torch device for irncodec and DISTS.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
-@click.option("--temperature", type=float, default=0.0, show_default=True,
-              help="Spread of z at decode relative to the prior (0 = its mean, irncodec's default).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=None,
+              help="Spread of z at decode relative to the prior (0 = its mean, 1 = the prior) "
+                   "[default: each model's own, as irncodec decodes].")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch.set_num_threads (default: torch's choice).")
 @click.option("--no-baselines", is_flag=True, help="Measure irncodec only.")

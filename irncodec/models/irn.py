@@ -65,6 +65,10 @@ class IRNConfig:
     #: Channels of the LR entropy coder's hyperprior and of its post-filter.
     coder_channels: int = 64
     coder_filter_channels: int = 32
+    #: Spread of the z that decoding draws unless told otherwise, relative to the
+    #: prior (0: the prior's mean). Not architecture: how the model is meant to be
+    #: decoded; a model trained with sampled z in its loss can need 1.
+    decode_temperature: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -88,6 +92,8 @@ class IRNConfig:
             raise ValueError(f"lr_coder must be one of {LR_CODERS}, got {self.lr_coder!r}")
         if self.coder_channels < 1 or self.coder_filter_channels < 1:
             raise ValueError("coder_channels and coder_filter_channels must be positive")
+        if self.decode_temperature < 0:
+            raise ValueError("decode_temperature must be >= 0")
 
     def _check_types(self) -> None:
         """Every field of the type it is declared with, and sizes a network can have

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_trained(source: str | os.PathLike) -> tuple[IRN, dict[str, Any]]:
+def load_trained(source: str | os.PathLike, decode_temperature: float | None = None) -> tuple[IRN, dict[str, Any]]:
     """A trained model in float32 and its training record, from a training checkpoint
-    (``.pt``) or a weights file (``.safetensors``, e.g. what a campaign returns)."""
+    (``.pt``) or a weights file (``.safetensors``, e.g. what a campaign returns);
+    ``decode_temperature`` sets how the model is meant to be decoded (its config's otherwise)."""
     if Path(source).suffix == ".safetensors":
         from ..zoo import read_weights
 
@@ -42,16 +44,25 @@ def load_trained(source: str | os.PathLike) -> tuple[IRN, dict[str, Any]]:
         model = IRN(IRNConfig.from_dict(state["config"]["model"]))
         model.load_state_dict(state["model"])
         record = training_record(state)
+    if decode_temperature is not None:
+        try:
+            config = dataclasses.replace(model.config, decode_temperature=float(decode_temperature))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        state_dict = model.state_dict()
+        model = IRN(config)
+        model.load_state_dict(state_dict)
     record["parameters"] = count_parameters(model)
     return model, record
 
 
 def export_checkpoint(checkpoint_path: str | os.PathLike, output: str | os.PathLike,
-                      half: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                      half: bool = True, extra: dict[str, Any] | None = None,
+                      decode_temperature: float | None = None) -> dict[str, Any]:
     """Save a checkpoint's (or a weights file's) model as safetensors with its training record."""
     from ..zoo import export
 
-    model, record = load_trained(checkpoint_path)
+    model, record = load_trained(checkpoint_path, decode_temperature)
     record.update(extra or {})
     export(model, output, record, half=half)
     return record
@@ -62,7 +73,7 @@ RELEASE_QUALITIES = (30, 50, 70, 90)
 
 
 def release(checkpoint_path: str | os.PathLike, name: str, description: str,
-            eval_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+            eval_dir: str | os.PathLike | None = None, decode_temperature: float | None = None) -> dict[str, Any]:
     """Ship a checkpoint (or float32 weights file) as zoo model ``name``: fp16 weights,
     manifest entry, training record.
 
@@ -78,7 +89,7 @@ def release(checkpoint_path: str | os.PathLike, name: str, description: str,
     if name in zoo.available_models():
         raise ConfigError(f"model '{name}' is already shipped, and files name it: give retrained weights a new name")
     path = zoo.WEIGHTS_DIR / f"{name}.safetensors"
-    full, record = load_trained(checkpoint_path)
+    full, record = load_trained(checkpoint_path, decode_temperature)
     zoo.export(copy.deepcopy(full), path, record, half=True)  # a copy: export builds an entropy coder's tables
     if eval_dir is not None:
         half = IRN(full.config)
@@ -93,7 +104,9 @@ def release(checkpoint_path: str | os.PathLike, name: str, description: str,
         if codec and codec_class(codec).per_level_models:
             record["evaluation"][f"fp16_mean_z_{codec}"] = evaluate(half, images, 0.0, lr_codec=codec)
         elif codec:
-            record["evaluation"][f"fp16_mean_z_{codec}"] = {
-                str(q): evaluate(half, images, 0.0, lr_codec=codec, quality=q) for q in RELEASE_QUALITIES}
+            t = full.config.decode_temperature  # as the codec decodes it
+            key = f"fp16_mean_z_{codec}" if t == 0 else f"fp16_temperature_{t:g}_{codec}"
+            record["evaluation"][key] = {
+                str(q): evaluate(half, images, t, lr_codec=codec, quality=q) for q in RELEASE_QUALITIES}
     zoo.register(name, description, record)
     return record

@@ -38,6 +38,8 @@ def load_compatible(model: IRN, trained: IRN) -> None:
     the trained IRN and fine-tuning starts from it.
     """
     ours, theirs = model.config.to_dict(), trained.config.to_dict()
+    for settings in (ours, theirs):
+        settings.pop("decode_temperature", None)  # how to decode, not architecture
     extensions = ("architecture", "simulator_blocks", "z_prior", "mixture_components",
                   "lr_coder", "coder_channels", "coder_filter_channels")
     if any(ours[k] != theirs[k] for k in ours if k not in extensions):
