@@ -14,7 +14,7 @@ no longer matches: both are one clear FormatError.
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from . import container
 from .container import IrnFile
@@ -69,28 +69,57 @@ def unwrap(data: bytes | bytearray | memoryview) -> bytes:
 
 
 def read(source: str | os.PathLike | BinaryIO) -> IrnFile:
-    """An ``.irn`` file, or a standard image file carrying one, from a path or binary file."""
+    """An ``.irn`` file, or a standard image file carrying one, from a path or binary file.
+
+    The source is read once, front to back, so pipes (``/dev/stdin``) work too.
+    """
     if isinstance(source, (str, os.PathLike)):
         try:
             with open(source, "rb") as stream:
-                start = stream.read(len(container.MAGIC))
-        except OSError as exc:
-            raise FormatError(f"cannot read {os.fspath(source)}: {exc.strerror or exc}") from exc
-        if start == container.MAGIC or not start:
-            return container.read(source)
-        try:
-            with open(source, "rb") as stream:
-                return container.unpack(unwrap(_read_bounded(stream)))
+                return _read_stream(stream)
         except OSError as exc:
             raise FormatError(f"cannot read {os.fspath(source)}: {exc.strerror or exc}") from exc
     try:
-        return container.unpack(unwrap(_read_bounded(source)))
+        return _read_stream(source)
     except OSError as exc:
         raise FormatError(f"cannot read .irn file: {exc.strerror or exc}") from exc
 
 
+def _read_stream(stream: BinaryIO) -> IrnFile:
+    start = _read_upto(stream, len(container.MAGIC))
+    if start == container.MAGIC or not start:  # an .irn file: read only what its header declares
+        return container.read(cast(BinaryIO, _Prefixed(start, stream)))
+    return container.unpack(unwrap(start + _read_bounded(stream)))
+
+
+class _Prefixed:
+    """A binary stream whose first bytes were already read: they come first again."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+        self.prefix, self.stream = prefix, stream
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            head, self.prefix = self.prefix, b""
+            return head + self.stream.read()
+        head, self.prefix = self.prefix[:size], self.prefix[size:]
+        return head + (self.stream.read(size - len(head)) if size > len(head) else b"")
+
+
+def _read_upto(stream: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, fewer only at the end of the stream (pipes may return short reads)."""
+    parts, size = [], 0
+    while size < limit:
+        chunk = stream.read(min(limit - size, 1 << 24))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
 def _read_bounded(stream: BinaryIO) -> bytes:
-    data = stream.read(MAX_FILE_BYTES + 1)
+    data = _read_upto(stream, MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise FormatError(f"file is larger than {MAX_FILE_BYTES} bytes: not an irncodec file")
     return data

@@ -152,3 +152,24 @@ def test_target_size_holds_for_a_viewable_file(tmp_path):
     result = CliRunner().invoke(main, ["encode", str(png), str(jpg), "-t", "1.0"])
     assert result.exit_code == 0, result.output
     assert jpg.stat().st_size * 8 / (96 * 64) <= 1.0 and Image.open(jpg).format == "JPEG"
+
+
+@pytest.mark.parametrize("kind", ["irn", "jpg"])
+def test_a_pipe_is_read_once_front_to_back(files, kind):
+    """decode /dev/stdin: the first bytes, read to tell an .irn file from a JPEG, are not lost."""
+    irn = files["jpeg", "RGB"]
+    data = irn if kind == "irn" else viewable.wrap(irn)
+
+    class Pipe(io.RawIOBase):  # no seek, reads in small pieces
+        def __init__(self) -> None:
+            self.left = data
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            size = len(self.left) if size < 0 else min(size, 7)
+            out, self.left = self.left[:size], self.left[size:]
+            return out
+
+    assert container.pack(viewable.read(Pipe())) == irn
