@@ -42,7 +42,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .errors import ConfigError, FormatError
+from .errors import ConfigError, FormatError, PayloadChecksumError
 from .lr_codecs import codec_ids
 
 #: The newest version irncodec writes (only for files that need it: see Header.version);
@@ -343,7 +343,7 @@ def _read_stream(stream: BinaryIO, max_pixels: int) -> IrnFile:
     if trailing:
         raise FormatError(f"{trailing} unexpected trailing bytes after the end of the .irn file")
     if zlib.crc32(body) != payload_crc:
-        raise FormatError("payload checksum mismatch: file is corrupt")
+        raise PayloadChecksumError("payload checksum mismatch: file is corrupt")
     return IrnFile(header, body[:payload_len], body[payload_len:])
 
 

@@ -14,6 +14,10 @@ class FormatError(IrnError):
     """An ``.irn`` file is corrupt, truncated, of an unknown version or absurd."""
 
 
+class PayloadChecksumError(FormatError):
+    """An ``.irn`` file's payload or alpha plane is not the one its header's CRC was made for."""
+
+
 class ImageError(IrnError):
     """An input image cannot be read or has an unsupported mode or size."""
 

@@ -18,7 +18,7 @@ from typing import BinaryIO, cast
 
 from . import container
 from .container import IrnFile
-from .errors import FormatError
+from .errors import FormatError, PayloadChecksumError
 from .lr_codecs import available_codecs, codec_class
 
 #: Most bytes ``wrap`` adds to an .irn file without an alpha plane (JPEG: 17 per
@@ -57,15 +57,16 @@ def unwrap(data: bytes | bytearray | memoryview) -> bytes:
         try:
             irn = container.join_payload(rest, payload)
             header = container.unpack(irn).header
+        except PayloadChecksumError:
+            raise FormatError(f"the image in {what} changed after irncodec wrote it (edited or re-saved "
+                              "by another tool): it no longer matches its irncodec data") from None
         except FormatError as err:
-            if "payload checksum" in str(err):
-                raise FormatError(f"the image in {what} changed after irncodec wrote it (edited or re-saved "
-                                  "by another tool): it no longer matches its irncodec data") from None
             raise FormatError(f"the irncodec data in {what} is damaged: {err}") from None
         if header.codec != name:
             raise FormatError(f"the irncodec data in {what} describes a {header.codec} payload")
         return irn
-    raise FormatError("not an .irn file (bad magic), nor a JPEG, WebP or PNG file carrying one")
+    carriers = ", ".join(name.upper() for name in available_codecs() if codec_class(name).suffixes)
+    raise FormatError(f"not an .irn file (bad magic), nor a file of the LR formats that can carry one ({carriers})")
 
 
 def read(source: str | os.PathLike | BinaryIO) -> IrnFile:

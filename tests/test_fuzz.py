@@ -86,4 +86,4 @@ def test_fuzzing_reaches_every_decode_path(target):
     for path in ("decoded jpeg", "decoded entropy", "decoded entropy +alpha", "decoded entropy with a step block"):
         assert tally[path] > 0, (path, tally)
     assert set(tally) - {"decoded"} - {k for k in tally if k.startswith("decoded ")} <= {
-        "FormatError", "CodecError", "ImageError", "ModelError"}
+        "FormatError", "PayloadChecksumError", "CodecError", "ImageError", "ModelError"}
