@@ -22,7 +22,7 @@ _EXPORTS = {
     "Header": "container", "IrnFile": "container",
     "IRN": "models", "IRNConfig": "models",
     "load_model": "zoo", "available_models": "zoo",
-    "IrnError": "errors", "FormatError": "errors", "ImageError": "errors",
+    "IrnError": "errors", "FormatError": "errors", "PayloadChecksumError": "errors", "ImageError": "errors",
     "ModelError": "errors", "CodecError": "errors", "ConfigError": "errors", "OutputError": "errors",
 }
 
