@@ -255,7 +255,7 @@ def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
 
 # --- reading ------------------------------------------------------------------------------
 
-def _read_upto(stream: BinaryIO, n: int) -> bytes:
+def read_upto(stream: BinaryIO, n: int) -> bytes:
     """Up to ``n`` bytes, fewer only at end of file; allocates only what is really there."""
     parts = []
     while n > 0:
@@ -277,7 +277,7 @@ def _count_rest(stream: BinaryIO) -> int:
 
 def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, int]:
     """Header, payload length, alpha length and payload CRC, all validated."""
-    prefix = _read_upto(stream, _PREFIX.size)
+    prefix = read_upto(stream, _PREFIX.size)
     if not prefix:
         raise FormatError("not an .irn file (empty)")
     if prefix[:len(MAGIC)] != MAGIC[:len(prefix)]:
@@ -293,7 +293,7 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
         raise FormatError(f"invalid model name length {name_len} (must be 1..{MAX_MODEL_NAME})")
 
     header_size = HEADER_FIXED_SIZES[version] + name_len
-    rest = _read_upto(stream, header_size - _PREFIX.size)
+    rest = read_upto(stream, header_size - _PREFIX.size)
     if len(rest) < header_size - _PREFIX.size:
         raise FormatError(f"truncated .irn file: header needs {header_size} bytes, "
                           f"got {_PREFIX.size + len(rest)}")
@@ -335,7 +335,7 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
 
 def _read_stream(stream: BinaryIO, max_pixels: int) -> IrnFile:
     header, payload_len, alpha_len, payload_crc = _parse_header(stream, max_pixels)
-    body = _read_upto(stream, payload_len + alpha_len)
+    body = read_upto(stream, payload_len + alpha_len)
     if len(body) < payload_len + alpha_len:
         raise FormatError(f"truncated .irn file: payload and alpha need {payload_len + alpha_len} "
                           f"bytes, got {len(body)}")
@@ -358,12 +358,12 @@ def unpack(data: bytes | bytearray | memoryview, max_pixels: int | None = None) 
     return _read_stream(_as_stream(data), max_pixels_limit(max_pixels))
 
 
-def split_payload(data: bytes) -> tuple[bytes, bytes]:
-    """(the file without its payload: header then alpha plane; the payload) of valid ``.irn`` bytes,
-    for carrying the rest of a file inside a standard image file (:mod:`irncodec.viewable`)."""
+def split_payload(data: bytes) -> tuple[bytes, IrnFile]:
+    """(the file without its payload: header then alpha plane; the parsed file) of valid ``.irn``
+    bytes, for carrying the rest of a file inside a standard image file (:mod:`irncodec.viewable`)."""
     f = unpack(data)
     head = len(data) - len(f.payload) - len(f.alpha)
-    return data[:head] + data[head + len(f.payload):], f.payload
+    return data[:head] + data[head + len(f.payload):], f
 
 
 def join_payload(rest: bytes, payload: bytes) -> bytes:

@@ -199,7 +199,7 @@ def _search_levels(source: Source, codec: str, scale: int, budget: int,
     if index is not None:  # this level with finer steps, as far as the budget goes
         grid = [round(finest ** (j / STEP_POINTS), 3) for j in range(STEP_POINTS + 1)]
         j = largest_fitting(0, STEP_POINTS, lambda j: encode(index, grid[j]).file.size, budget)
-        found.append(encode(index, grid[j if j is not None else 0]))
+        found.append(encode(index, grid[j or 0]))  # grid[0] is the level itself, which fits
     upper = 0 if index is None else index + 1
     if upper < len(levels):  # the next level up with coarser steps, if any fit
         grid = [round(coarsest ** (1 - j / STEP_POINTS), 3) for j in range(STEP_POINTS + 1)]

@@ -36,8 +36,8 @@ def codec_for_suffix(suffix: str) -> str | None:
 
 def wrap(irn: bytes) -> bytes:
     """The ``.irn`` file as a standard image file of its LR codec's format (CodecError if it has none)."""
-    rest, payload = container.split_payload(irn)
-    return codec_class(container.unpack(irn).header.codec).embed(payload, rest)
+    rest, f = container.split_payload(irn)
+    return codec_class(f.header.codec).embed(f.payload, rest)
 
 
 def unwrap(data: bytes | bytearray | memoryview) -> bytes:
@@ -87,7 +87,7 @@ def read(source: str | os.PathLike | BinaryIO) -> IrnFile:
 
 
 def _read_stream(stream: BinaryIO) -> IrnFile:
-    start = _read_upto(stream, len(container.MAGIC))
+    start = container.read_upto(stream, len(container.MAGIC))
     if start == container.MAGIC or not start:  # an .irn file: read only what its header declares
         return container.read(cast(BinaryIO, _Prefixed(start, stream)))
     return container.unpack(unwrap(start + _read_bounded(stream)))
@@ -107,20 +107,8 @@ class _Prefixed:
         return head + (self.stream.read(size - len(head)) if size > len(head) else b"")
 
 
-def _read_upto(stream: BinaryIO, limit: int) -> bytes:
-    """Up to ``limit`` bytes, fewer only at the end of the stream (pipes may return short reads)."""
-    parts, size = [], 0
-    while size < limit:
-        chunk = stream.read(min(limit - size, 1 << 24))
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    return b"".join(parts)
-
-
 def _read_bounded(stream: BinaryIO) -> bytes:
-    data = _read_upto(stream, MAX_FILE_BYTES + 1)
+    data = container.read_upto(stream, MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise FormatError(f"file is larger than {MAX_FILE_BYTES} bytes: not an irncodec file")
     return data
