@@ -9,16 +9,24 @@ partial file.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 
 from . import __version__
+from .errors import OutputError
 from .lr_codecs import DEFAULT_CODEC, available_codecs, codec_class, codecs_with_option, option_choices
+
+if TYPE_CHECKING:
+    from .batch import Job
 
 #: Decoded images are written losslessly: WebP too (Pillow's default would
 #: recompress them lossily at quality 80).
@@ -121,9 +129,155 @@ def _output_format(path: Path) -> str:
     return fmt
 
 
-@main.command()
-@click.argument("input", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path())  # a str: Path() would drop a trailing "/"
+_FILES_HELP = """
+    Several inputs go into a folder: `INPUT... -o FOLDER/` writes
+    FOLDER/<name>{suffix} for each (the folder is created if its name ends in
+    '/'). '-' is standard input as INPUT and standard output as OUTPUT or -o.
+    An existing output file is only replaced with -f/--force.
+    """
+
+
+def _files_options(default_suffix: str) -> Any:
+    def decorate(f: Any) -> Any:
+        f = click.option("--suffix", default=default_suffix, show_default=True, metavar="EXT",
+                         help="Suffix (and so format) of the outputs in -o FOLDER/ and on stdout.")(f)
+        f = click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")(f)
+        f = click.option("-o", "--output", "output", default=None, metavar="FILE|FOLDER/",
+                         help="Output file, or folder for one output per INPUT ('-': stdout).")(f)
+        f = click.argument("paths", nargs=-1, required=True, metavar="INPUT... [OUTPUT]")(f)
+        return f
+    return decorate
+
+
+@dataclass
+class _Done:
+    """What one job made: for -v and the batch summary."""
+
+    pixels: int
+    bytes: int
+
+
+def _plan_jobs(paths: tuple[str, ...], output: str | None, suffix: str, force: bool) -> list[Job]:
+    """The jobs of a command line, their outputs checked (and -o FOLDER/ created) before any work."""
+    from .batch import STDIO, UsageError, is_folder, make_folder, plan
+    from .fileio import check_output
+
+    if not suffix.startswith(".") or len(suffix) < 2:
+        raise click.BadParameter(f"'{suffix}' is not a file suffix such as .png", param_hint="--suffix")
+    try:
+        jobs = plan(paths, output, suffix.lower())
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if output is not None and output != STDIO and is_folder(output):
+        make_folder(output)
+    for job in jobs:
+        if job.output != STDIO:
+            check_output(job.output, [job.input] if job.input != STDIO else [], overwrite=force)
+    return jobs
+
+
+def _target(job: Job, suffix: str) -> str:
+    """The output's name for choosing its format: stdout takes --suffix."""
+    from .batch import STDIO
+
+    return f"<stdout>{suffix}" if job.output == STDIO else job.output
+
+
+def _write(job: Job, data: bytes | None = None, save: Callable[[BinaryIO], None] | None = None) -> None:
+    """Write an output (bytes, or by a save function) to its file, atomically, or to stdout."""
+    from .batch import STDIO, stdout_stream
+    from .fileio import atomic_write_bytes, atomic_write_with
+
+    if job.output == STDIO:
+        stream = stdout_stream()
+        if data is not None:
+            stream.write(data)
+        elif save is not None:
+            buffer = io.BytesIO()
+            save(buffer)
+            stream.write(buffer.getvalue())
+        stream.flush()
+    elif data is not None:
+        atomic_write_bytes(job.output, data)
+    elif save is not None:
+        atomic_write_with(job.output, save)
+
+
+def _source(job: Job) -> Any:
+    """The job's input: its path, or standard input."""
+    from .batch import STDIO, stdin_stream
+
+    return stdin_stream() if job.input == STDIO else Path(job.input)
+
+
+@contextlib.contextmanager
+def _tile_progress(show: bool) -> Iterator[None]:
+    """A bar over the tiles of one large image (on a terminal, or with -v)."""
+    if not show:
+        yield
+        return
+    from tqdm import tqdm
+
+    from .progress import reporting
+
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if total < _TILES_FOR_A_BAR:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="tile", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
+    try:
+        with reporting(update):
+            yield
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+#: Tiles (256 LR pixels a side) an image needs before its progress is shown: about 4 MP at x2.
+_TILES_FOR_A_BAR = 16
+
+
+def _run(jobs: list[Job], work: Callable[[Job, bool], _Done], verbose: bool, verb: str) -> None:
+    """Do each job; with several, a bar on a terminal, and a summary on a terminal or with -v.
+
+    One job's failure ends a single-file run with its error; in a batch it is
+    reported with the input's name, the other files are still coded, and the
+    exit status is 1.
+    """
+    from tqdm import tqdm
+
+    from .errors import IrnError
+
+    if len(jobs) == 1:
+        work(jobs[0], verbose or sys.stderr.isatty())
+        return
+    start = time.perf_counter()
+    failed, done = [], []
+    on_terminal = sys.stderr.isatty()
+    with tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=not on_terminal, leave=False) as bar:
+        for job in jobs:
+            try:
+                done.append(work(job, False))
+            except IrnError as exc:
+                failed.append(job)
+                bar.write(f"irncodec: error: {job.input_name}: {exc}", file=sys.stderr)
+            bar.update()
+    if verbose or on_terminal:
+        pixels, size = sum(d.pixels for d in done), sum(d.bytes for d in done)
+        written = f", {size} bytes, {size * 8 / pixels:.4f} bpp" if pixels and size else ""
+        click.echo(f"{verb} {len(done)} of {len(jobs)} files: {pixels / 1e6:.2f} MP{written}, "
+                   f"{time.perf_counter() - start:.2f} s", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command(epilog=_FILES_HELP.format(suffix=".irn"))
+@_files_options(".irn")
 @click.option("-q", "--quality", type=int, default=None, help=_QUALITY_HELP)
 @click.option("-c", "--codec", default=None, help=_CODEC_HELP)
 @click.option("-s", "--scale", type=click.Choice(["2", "4"]), default=None, help="Downscaling factor [default: 2].")
@@ -136,60 +290,68 @@ def _output_format(path: Path) -> str:
                    "quality and model (only among -c/-s when given). Tries every path: slower.")
 @_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
-def encode(input: Path, output: str, quality: int | None, codec: str | None, scale: str | None,
-           model: str | None, subsampling: str | None, target_bpp: float | None, threads: int | None,
-           verbose: bool) -> None:
+def encode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str, quality: int | None,
+           codec: str | None, scale: str | None, model: str | None, subsampling: str | None,
+           target_bpp: float | None, threads: int | None, verbose: bool) -> None:
     """Compress image INPUT to OUTPUT (.irn).
 
     An OUTPUT ending in .jpg, .webp or .png is instead a standard image file of
     that LR codec's path that any viewer shows (the small LR image), carrying
     the rest of the .irn file in its metadata: decode restores the full size.
     """
-    from . import codec as irn_codec
-    from . import imageio, viewable
-    from .fileio import atomic_write_bytes, check_output
-    from .threads import limited_threads
+    from . import viewable
 
     if subsampling is not None and (codec or DEFAULT_CODEC) not in _SUBSAMPLING_CODECS:
         _fail(f"--subsampling applies to the {', '.join(_SUBSAMPLING_CODECS)} codec only")
     if target_bpp is not None and (quality is not None or model is not None):
         _fail("--target-bpp picks the quality and the model itself: drop -q/--quality and -m/--model")
-    carrier = viewable.codec_for_suffix(Path(output).suffix)  # out.jpg: a JPEG any viewer opens
-    if carrier is not None:
-        if codec is not None and codec != carrier:
-            _fail(f"'{Path(output).suffix}' files hold the LR image of the {carrier} path: "
-                  f"use -c {carrier}, or an .irn output")
-        codec = carrier
-    check_output(output, [input])
-    start = time.perf_counter()
-    image = imageio.load_image(input)
-    with limited_threads(_threads(threads)):
-        if target_bpp is not None:
-            from .ratecontrol import encode_to_target
+    jobs = _plan_jobs(paths, output, suffix, force)
+    for job in jobs:  # out.jpg: a JPEG any viewer opens (in a batch, every output has the same suffix)
+        out_suffix = Path(_target(job, suffix)).suffix
+        carrier = viewable.codec_for_suffix(out_suffix)
+        if carrier is not None:
+            if codec is not None and codec != carrier:
+                _fail(f"'{out_suffix}' files hold the LR image of the {carrier} path: "
+                      f"use -c {carrier}, or an .irn output")
+            codec = carrier
 
-            result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling,
-                                      extra_bytes=viewable.MAX_OVERHEAD if carrier else 0)
-            data = result.data
-            if verbose:
-                c = result.choice
-                step = "" if c.step == 1 else f" step {c.step:g}"
-                click.echo(f"chose x{c.scale} {c.codec} q{c.quality}{step} ({c.model}): {c.psnr:.2f} dB, "
-                           f"best of {len(result.candidates)} fitting path(s)", err=True)
-        else:
-            data = irn_codec.encode(image, quality=quality, codec=codec, scale=int(scale) if scale else None,
-                                    model=model, subsampling=subsampling)
-    if carrier is not None:
-        data = viewable.wrap(data)
-    atomic_write_bytes(output, data)
-    if verbose:
-        bpp = len(data) * 8 / (image.width * image.height)
-        click.echo(f"{input} -> {output}: {image.width}x{image.height}, {len(data)} bytes, "
-                   f"{bpp:.4f} bpp, {time.perf_counter() - start:.2f} s", err=True)
+    def encode_one(job: Job, show_progress: bool) -> _Done:
+        from . import codec as irn_codec
+        from . import imageio
+        from .threads import limited_threads
+
+        start = time.perf_counter()
+        image = imageio.load_image(_source(job))
+        carrier = viewable.codec_for_suffix(Path(_target(job, suffix)).suffix)
+        with limited_threads(_threads(threads)), _tile_progress(show_progress):
+            if target_bpp is not None:
+                from .ratecontrol import encode_to_target
+
+                result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling,
+                                          extra_bytes=viewable.MAX_OVERHEAD if carrier else 0)
+                data = result.data
+                if verbose:
+                    c = result.choice
+                    step = "" if c.step == 1 else f" step {c.step:g}"
+                    click.echo(f"{job.input_name}: chose x{c.scale} {c.codec} q{c.quality}{step} ({c.model}): "
+                               f"{c.psnr:.2f} dB, best of {len(result.candidates)} fitting path(s)", err=True)
+            else:
+                data = irn_codec.encode(image, quality=quality, codec=codec, scale=int(scale) if scale else None,
+                                        model=model, subsampling=subsampling)
+        if carrier is not None:
+            data = viewable.wrap(data)
+        _write(job, data)
+        if verbose:
+            bpp = len(data) * 8 / (image.width * image.height)
+            click.echo(f"{job.input_name} -> {job.output_name}: {image.width}x{image.height}, {len(data)} bytes, "
+                       f"{bpp:.4f} bpp, {time.perf_counter() - start:.2f} s", err=True)
+        return _Done(image.width * image.height, len(data))
+
+    _run(jobs, encode_one, verbose, "encoded")
 
 
-@main.command()
-@click.argument("input", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path())  # a str: Path() would drop a trailing "/"
+@main.command(epilog=_FILES_HELP.format(suffix=".png"))
+@_files_options(".png")
 @click.option("-m", "--model", default=None, help="Override the model named in the file.")
 @click.option("--temperature", type=click.FloatRange(min=0), default=None,
               help="Spread of the latent z drawn at decode, relative to the model's prior "
@@ -197,42 +359,47 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
 @click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
 @_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
-def decode(input: Path, output: str, model: str | None, temperature: float | None,
-           lr_only: bool, threads: int | None, verbose: bool) -> None:
+def decode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str, model: str | None,
+           temperature: float | None, lr_only: bool, threads: int | None, verbose: bool) -> None:
     """Decompress INPUT (.irn, or a .jpg/.webp/.png written by encode) to image OUTPUT
     (format from its extension). With --lr-only, an OUTPUT of the stored LR image's
     own format (.jpg for the JPEG path) gets its bytes exactly as stored."""
-    from . import codec as irn_codec
     from . import viewable
-    from .fileio import atomic_write_bytes, atomic_write_with, check_output
-    from .threads import limited_threads
 
-    check_output(output, [input])
-    suffix = Path(output).suffix.lower()
-    stored_as_is = lr_only and viewable.codec_for_suffix(suffix) is not None
-    fmt = "" if stored_as_is else _output_format(Path(output))
-    start = time.perf_counter()
-    irn = viewable.read(input)
-    if stored_as_is:
-        if viewable.codec_for_suffix(suffix) != irn.header.codec:
-            fmt = _output_format(Path(output))  # another format: decode and re-save, as for a full decode
-        else:
-            atomic_write_bytes(output, irn.payload)
+    jobs = _plan_jobs(paths, output, suffix, force)
+    for job in jobs:
+        name = Path(_target(job, suffix))
+        if not (lr_only and viewable.codec_for_suffix(name.suffix.lower())):
+            _output_format(name)
+
+    def decode_one(job: Job, show_progress: bool) -> _Done:
+        from . import codec as irn_codec
+        from .threads import limited_threads
+
+        start = time.perf_counter()
+        name = Path(_target(job, suffix))
+        irn = viewable.read(_source(job))
+        if lr_only and viewable.codec_for_suffix(name.suffix.lower()) == irn.header.codec:
+            _write(job, irn.payload)  # the stored bytes, exactly
             if verbose:
-                click.echo(f"{input} -> {output}: the stored {irn.header.codec} LR image, "
+                click.echo(f"{job.input_name} -> {job.output_name}: the stored {irn.header.codec} LR image, "
                            f"{len(irn.payload)} bytes", err=True)
-            return
-    with limited_threads(_threads(threads)):
-        if lr_only:
-            image = irn_codec.decode_lr(irn, model=model)
-        else:
-            image = irn_codec.decode(irn, model=model, temperature=temperature)
-    if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
-        _fail(f"'{Path(output).suffix}' cannot hold an alpha channel: use .png")
-    atomic_write_with(output, lambda f: image.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {})))
-    if verbose:
-        click.echo(f"{input} -> {output}: {image.width}x{image.height} {image.mode}, "
-                   f"{time.perf_counter() - start:.2f} s", err=True)
+            return _Done(irn.header.lr_width * irn.header.lr_height, 0)
+        fmt = _output_format(name)
+        with limited_threads(_threads(threads)), _tile_progress(show_progress):
+            if lr_only:
+                image = irn_codec.decode_lr(irn, model=model)
+            else:
+                image = irn_codec.decode(irn, model=model, temperature=temperature)
+        if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
+            raise OutputError(f"'{name.suffix}' cannot hold an alpha channel: use .png")
+        _write(job, save=lambda f: image.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {})))
+        if verbose:
+            click.echo(f"{job.input_name} -> {job.output_name}: {image.width}x{image.height} {image.mode}, "
+                       f"{time.perf_counter() - start:.2f} s", err=True)
+        return _Done(image.width * image.height, 0)
+
+    _run(jobs, decode_one, verbose, "decoded")
 
 
 @main.command()

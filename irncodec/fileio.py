@@ -11,7 +11,7 @@
   errors (``/dev/full``) are reported.
 * :func:`check_output` refuses, before any work starts, what must not be
   written: a folder, a name ending in ``/``, a missing folder, a read-only
-  file, or the input itself.
+  file, the input itself, or (unless told to overwrite) an existing file.
 """
 
 from __future__ import annotations
@@ -46,8 +46,13 @@ def _umask() -> int:
     return mask
 
 
-def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Raise :class:`OutputError` if ``path`` cannot or must not be written (call before the work)."""
+def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
+                 overwrite: bool = True) -> None:
+    """Raise :class:`OutputError` if ``path`` cannot or must not be written (call before the work).
+
+    With ``overwrite`` False an existing regular file is refused too (a device
+    or FIFO such as ``/dev/null`` is still written: that replaces nothing).
+    """
     text = os.fspath(path)
     if text.endswith(("/", os.sep)):
         raise _fail(text, "the name ends in '/' (give a file name)")
@@ -62,6 +67,8 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
                 if os.path.samefile(source, target):
                     raise _fail(text, "it is also the input (write to another file)")
         st = target.stat()
+        if stat.S_ISREG(st.st_mode) and not overwrite:
+            raise _fail(text, "it exists (use -f/--force to overwrite it)")
         if stat.S_ISREG(st.st_mode) and (not st.st_mode & 0o222 or not os.access(target, os.W_OK)):
             raise _fail(text, "it is read-only")
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from . import progress
 from .models import IRN
 from .tensors import pixels_to_tensor, tensor_to_pixels
 
@@ -48,12 +49,14 @@ def downscale_tiled(model: IRN, pixels: np.ndarray, tile: int | None = None, mar
     s = model.scale
     height, width = pixels.shape[0] // s, pixels.shape[1] // s
     out = np.empty((height, width, 3), np.uint8)
+    windows = list(tiles(height, width, tile))
     with torch.inference_mode():
-        for top, left, h, w in tiles(height, width, tile):
+        for index, (top, left, h, w) in enumerate(windows):
             t0, l0, b0, r0 = _window(top, left, h, w, height, width, margin)
             lr, _ = model(pixels_to_tensor(pixels[t0 * s: b0 * s, l0 * s: r0 * s], device))
             keep = lr[..., top - t0: top - t0 + h, left - l0: left - l0 + w]
             out[top: top + h, left: left + w] = tensor_to_pixels(keep)
+            progress.advance("downscale", index + 1, len(windows))
     return out
 
 
@@ -69,12 +72,14 @@ def upscale_tiled(model: IRN, lr_pixels: np.ndarray, temperature: float | None, 
     s = model.scale
     height, width = lr_pixels.shape[:2]
     out = np.empty((height * s, width * s, 3), np.uint8)
+    windows = list(tiles(height, width, tile))
     with torch.inference_mode():
-        for index, (top, left, h, w) in enumerate(tiles(height, width, tile)):
+        for index, (top, left, h, w) in enumerate(windows):
             t0, l0, b0, r0 = _window(top, left, h, w, height, width, margin)
             lr = pixels_to_tensor(lr_pixels[t0:b0, l0:r0], device)
             generator = torch.Generator(device=device).manual_seed(seed + index)
             hr = model.upscale(lr, temperature, generator)
             keep = hr[..., (top - t0) * s: (top - t0 + h) * s, (left - l0) * s: (left - l0 + w) * s]
             out[top * s: (top + h) * s, left * s: (left + w) * s] = tensor_to_pixels(keep)
+            progress.advance("upscale", index + 1, len(windows))
     return out
