@@ -5,7 +5,8 @@
 
 Reads ``rd_summary.json`` (written by ``rd_curve.py``), adds the irncodec
 envelope if the run predates it, and rewrites ``bd_rate.md`` beside it (or in
-``--out``): BD over wherever curves overlap, then over ``--bd-range``.
+``--out``): BD over wherever curves overlap, then over ``--bd-range``; with
+``--plot``, the RD plot too.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import click
 if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.rd.bd import DEFAULT_BD_RANGE
+from benchmarks.rd.bd import DEFAULT_BD_RANGE, with_envelope
 from benchmarks.rd.cli import bd_range_option
-from benchmarks.rd.report import bd_report
+from benchmarks.rd.report import bd_report, draw
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,13 +31,19 @@ from benchmarks.rd.report import bd_report
               callback=bd_range_option, help="LO,HI bpp window of the windowed BD table.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for bd_rate.md [default: the summary's folder].")
-def main(summary: Path, bd_range: tuple[float, float], out: Path | None) -> None:
-    """Rewrite bd_rate.md from SUMMARY (an rd_summary.json)."""
+@click.option("--plot", is_flag=True, help="Redraw rd_curve.png too.")
+def main(summary: Path, bd_range: tuple[float, float], out: Path | None, plot: bool) -> None:
+    """Rewrite bd_rate.md (and with --plot rd_curve.png) from SUMMARY (an rd_summary.json)."""
     data = json.loads(summary.read_text())
     header, tables = bd_report(data["methods"], data["meta"], bd_range)
     folder = out or summary.parent
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bd_rate.md").write_text(header + tables)
+    if plot:
+        methods = with_envelope(data["methods"])
+        with_dists = any("dists" in p for curve in methods.values() for p in curve["points"])
+        draw(folder / "rd_curve.png", methods, data["meta"], with_dists,
+             kodak=str(data["meta"].get("dataset_name", "")).lower() == "kodak")
     click.echo(tables)
 
 

@@ -19,7 +19,10 @@ IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".we
 def list_images(folder: Path, limit: int | None = None) -> list[Path]:
     """Image files of a dataset folder in name order, the first ``limit`` of them."""
     if not folder.is_dir():
-        raise click.BadParameter(f"dataset folder not found: {folder}", param_hint="--dataset")
+        hint = (f"; fetch Kodak there with `python benchmarks/get_kodak.py {folder}`"
+                if folder.resolve() == DEFAULT_DATASET.resolve() else "")
+        raise click.BadParameter(f"dataset folder not found: {folder}{hint}, or give another "
+                                 "folder of images with --dataset", param_hint="--dataset")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not paths:
         raise click.BadParameter(f"no images in {folder}", param_hint="--dataset")

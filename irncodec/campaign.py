@@ -16,7 +16,7 @@ at once (one GPU is far larger than one IRN needs), each in its own process:
   options, and the runs take the fastest variant made of options listed in
   ``adopt`` (those that do not change the numbers) when it is >= 10 % faster.
 
-Usage (see the README's development section for the lent-GPU command)::
+Usage (see docs/training.md for the lent-GPU command)::
 
     python -m irncodec.campaign run campaign/gpu.yaml --out OUT --minutes 8.5
     python -m irncodec.campaign pack ../shared/datasets/train .campaign/data --val ../shared/datasets/kodak

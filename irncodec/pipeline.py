@@ -25,7 +25,7 @@ from .models import IRN
 Z_SEED = 0
 #: z used at decode unless a temperature is given: None takes the model's own
 #: (``IRNConfig.decode_temperature``): 0, the prior's mean, for most models, which
-#: measured better in RGB PSNR than sampling (see README); 1 samples the prior.
+#: measured better in RGB PSNR than sampling (docs/models.md); 1 samples the prior.
 DEFAULT_TEMPERATURE: float | None = None
 
 #: What ``encode`` takes: a PIL image, a path, a binary file, an image file's

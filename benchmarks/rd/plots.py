@@ -1,9 +1,10 @@
-"""The RD plot, ``rd_curve.png``: bpp against PSNR, MS-SSIM and DISTS panels, published
-series in grey (matplotlib is imported only to draw)."""
+"""The RD plot, ``rd_curve.png``: bpp against PSNR, MS-SSIM and DISTS panels, each codec
+in the same colour in every run (matplotlib is imported only to draw)."""
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,42 @@ def load_published(path: Path = PUBLISHED) -> dict[str, dict[str, Any]]:
         return json.load(f).get("series", {})
 
 
+#: A fixed colour per codec family, so a codec looks the same in every run's plot.
+COLOURS = {"jpeg-420": "tab:blue", "jpeg-444": "tab:cyan", "webp": "tab:green", "avif": "tab:purple",
+           "irncodec-envelope": "black", "irncodec-jpeg": "tab:orange", "irncodec-webp": "tab:olive",
+           "irncodec-entropy": "tab:red", "irncodec-png": "tab:pink", "bicubic-jpeg": "tab:gray",
+           "bicubic-png": "silver"}
+#: Colours for the published series (and any method not in COLOURS), by a stable hash of the name.
+OTHER_COLOURS = ("tab:brown", "darkgoldenrod", "teal", "indigo", "crimson", "steelblue", "darkkhaki", "slategray")
+
+
+def _family(method: str) -> str:
+    """The method without its scale: ``irncodec-x2-jpeg`` -> ``irncodec-jpeg``."""
+    return "-".join(part for part in method.split("-") if not (part[:1] == "x" and part[1:].isdigit()))
+
+
+def _colour(name: str) -> str:
+    known = COLOURS.get(_family(name))
+    if known is not None:
+        return known
+    return OTHER_COLOURS[zlib.crc32(name.encode()) % len(OTHER_COLOURS)]
+
+
 def _style(method: str) -> dict[str, Any]:
+    colour = {"color": _colour(method)}
     if method.startswith("irncodec-"):
-        return {"linestyle": "-", "marker": "o", "linewidth": 2}
+        return {"linestyle": "-" if "-x4-" not in method else (0, (5, 1)), "marker": "o", "linewidth": 2, **colour}
     if method.startswith("bicubic-"):
-        return {"linestyle": ":", "marker": "x"}
-    return {"linestyle": "--", "marker": "s", "markersize": 3}
+        return {"linestyle": ":", "marker": "x", **colour}
+    return {"linestyle": "--", "marker": "s", "markersize": 3, **colour}
 
 
-#: Markers that tell the published series apart while they all stay grey.
+def is_lossless(method: str) -> bool:
+    """Series of lossless LR images: far to the right, so kept off the axis range."""
+    return method.endswith("-png")
+
+
+#: Markers that tell the published series apart from the measured ones.
 PUBLISHED_MARKERS = ("v", "^", "D", "P", "*", "h")
 
 
@@ -38,8 +66,10 @@ def plot_curves(summary: dict[str, dict[str, Any]], path: Path, keys: Sequence[s
                 published: dict[str, dict[str, Any]], title: str = "") -> None:
     """bpp-vs-metric panels, one per key; published series in grey, labelled as such.
 
-    The x axis spans the measured points only, so long published curves do
-    not squeeze the range where irncodec lives.
+    The axes span irncodec's lossy points (and a quarter more rate), so neither
+    long baseline or published curves nor a lossless point at several bpp
+    squeeze the range where irncodec lives; a series entirely beyond it says so
+    in the legend.
     """
     import matplotlib
 
@@ -47,18 +77,28 @@ def plot_curves(summary: dict[str, dict[str, Any]], path: Path, keys: Sequence[s
     import matplotlib.pyplot as plt
 
     labels = {"psnr": "PSNR (dB, RGB)", "ms_ssim": "MS-SSIM (RGB)", "dists": "DISTS (lower is better)"}
-    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys) + 2.5, 5.5), squeeze=False)
-    max_bpp = max((p["bpp"] for c in summary.values() for p in c["points"]), default=1.0)
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys) + 3.5, 5.5), squeeze=False)
+    ours = [p["bpp"] for m, c in summary.items() if m.startswith("irncodec-x") and not is_lossless(m)
+            for p in c["points"]]
+    max_bpp = 1.25 * max(ours) if ours else max(
+        (p["bpp"] for m, c in summary.items() if not is_lossless(m) for p in c["points"]), default=1.0)
     for ax, key in zip(axes[0], keys):
         for method, curve in summary.items():
             rates, values = curve_points(curve, key)
             if rates:
-                ax.plot(rates, values, label=method, **_style(method))
+                beyond = min(rates) > max_bpp * 1.05
+                label = method + (f" (at {min(rates):.1f} bpp, off the axis)" if beyond else "")
+                ax.plot(rates, values, label=label, **_style(method))
         for (name, series), marker in zip(published.items(), PUBLISHED_MARKERS * 4):
             if key in series:
-                ax.plot(series["bpp"], series[key], color="grey", alpha=0.7, linestyle="-.",
+                ax.plot(series["bpp"], series[key], color=_colour(name), alpha=0.8, linestyle="-.",
                         marker=marker, markersize=4, label=f"{name} (published)")
         ax.set_xlim(0, max_bpp * 1.05)
+        shown = [y for line in ax.get_lines() for x, y in zip(line.get_xdata(), line.get_ydata())
+                 if x <= max_bpp * 1.05]
+        if shown:
+            low, high = min(shown), max(shown)
+            ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(labels[key])
         ax.grid(True, alpha=0.3)
@@ -66,6 +106,6 @@ def plot_curves(summary: dict[str, dict[str, Any]], path: Path, keys: Sequence[s
     fig.legend(handles, names, loc="center right", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1 - 2.3 / fig.get_figwidth(), 1))
+    fig.tight_layout(rect=(0, 0, 1 - 3.4 / fig.get_figwidth(), 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -109,14 +109,20 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], means: list[dict[str, A
     with open(out / "rd_summary.json", "w") as f:
         json.dump(_json_safe({"meta": meta, "methods": summary}), f, indent=2)
         f.write("\n")
-    keys = ["psnr", "ms_ssim"] + (["dists"] if with_dists else [])
-    published = load_published() if dataset.resolve().name == "kodak" else {}
-    title = f"{meta['dataset_name']}, {len(meta['images'])} images, mean per image" + (
-        "; published series: all 24 Kodak images (CompressAI results)" if published else "")
-    plot_curves(summary, out / "rd_curve.png", keys, published, title)
+    draw(out / "rd_curve.png", summary, meta, with_dists, kodak=dataset.resolve().name == "kodak")
     header, bd_md = bd_report(summary, meta, bd_range)
     (out / "bd_rate.md").write_text(header + bd_md)
     return bd_md
+
+
+def draw(path: Path, summary: dict[str, dict[str, Any]], meta: dict[str, Any], with_dists: bool,
+         kodak: bool) -> None:
+    """The RD plot of a run; on Kodak with the published series beside it."""
+    keys = ["psnr", "ms_ssim"] + (["dists"] if with_dists else [])
+    published = load_published() if kodak else {}
+    title = f"{meta['dataset_name']}, {len(meta['images'])} images, mean per image" + (
+        "; published series: all 24 Kodak images (CompressAI results)" if published else "")
+    plot_curves(summary, path, keys, published, title)
 
 
 def bd_report(summary: dict[str, dict[str, Any]], meta: dict[str, Any],
