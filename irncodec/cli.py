@@ -473,20 +473,23 @@ def train(config: Path, run_dir: Path | None, iterations: int | None, stop_at: i
 @click.option("--decode-temperature", type=click.FloatRange(min=0), default=None,
               help="How decoding draws z for this model unless told (0 = the prior's mean) "
                    "[default: the weights' own, 0 for most].")
+@click.option("--exact-coder", is_flag=True,
+              help="Run the entropy coder in integers: its files decode the same on every machine.")
 def export(checkpoint: Path, output: Path | None, fp32: bool, name: str | None,
-           description: str, eval_dir: Path | None, decode_temperature: float | None) -> None:
+           description: str, eval_dir: Path | None, decode_temperature: float | None, exact_coder: bool) -> None:
     """Write the model of a training CHECKPOINT (.pt, or float32 .safetensors weights) as a .safetensors OUTPUT."""
     from .train import export_checkpoint, release
 
     if name is not None:
         if output is not None or fp32:
             _fail("--register writes fp16 weights into the package: give no OUTPUT or --fp32")
-        record = release(checkpoint, name, description, eval_dir, decode_temperature)
+        record = release(checkpoint, name, description, eval_dir, decode_temperature, exact_coder)
         click.echo(f"registered {name}: {record['iterations']} iterations, {record['parameters']:,} parameters")
         return
     if output is None or output.suffix != ".safetensors":
         _fail("give an OUTPUT ending in .safetensors")
-    export_checkpoint(checkpoint, output, half=not fp32, decode_temperature=decode_temperature)
+    export_checkpoint(checkpoint, output, half=not fp32, decode_temperature=decode_temperature,
+                      exact_coder=exact_coder)
 
 
 if __name__ == "__main__":

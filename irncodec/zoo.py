@@ -41,9 +41,12 @@ CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate-v2", (4, "jpeg"): "irn-x4-jpeg-r
 #: For codecs whose every quality is its own model (``per_level_models``, such as
 #: the learned entropy coder): the model of each (scale, level). A retrained
 #: level gets a new name (files name their model, so the old one stays shipped).
-LEVEL_MODELS = {"entropy": {(2, 1): "irn-x2-entropy-q1", (2, 2): "irn-x2-entropy-q2-v2",
-                            (2, 3): "irn-x2-entropy-q3-v3", (2, 4): "irn-x2-entropy-q4-v2",
-                            (2, 5): "irn-x2-entropy-q5"}}
+#: Each runs its coder in integers (``-exact``), so its files decode the same everywhere.
+LEVEL_MODELS = {"entropy": {(2, 1): "irn-x2-entropy-q1-exact", (2, 2): "irn-x2-entropy-q2-v2-exact",
+                            (2, 3): "irn-x2-entropy-q3-v3-exact", (2, 4): "irn-x2-entropy-q4-v2-exact",
+                            (2, 5): "irn-x2-entropy-q5-exact"}}
+#: A manifest entry's ``arithmetic`` for models whose entropy coder runs in integers.
+EXACT = "exact"
 #: Weights kept in float32 on export: the entropy models' CDF inputs (small, and
 #: the coder must rebuild exactly what it was trained with).
 FP32_KEYS = ("entropy_bottleneck.", "gaussian_conditional.")
@@ -190,6 +193,10 @@ def _load_cached(name_or_path: str, version: tuple[int, int] | None = None) -> I
         model.load_state_dict(state)
     except (RuntimeError, ValueError, TypeError) as exc:
         raise ModelError(f"weights {path} do not match their architecture: {str(exc).splitlines()[0]}") from None
+    if (_manifest().get(name_or_path) or {}).get("arithmetic") == EXACT:
+        if model.lr_coder is None:
+            raise ModelError(f"model '{name_or_path}' has no entropy coder to run in integers")
+        model.lr_coder.make_exact()
     return model.eval().requires_grad_(False)
 
 
@@ -210,16 +217,22 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu") -> IRN:
 
 
 def export(model: IRN, path: str | os.PathLike, record: dict[str, Any] | None = None,
-           half: bool = True) -> None:
+           half: bool = True, exact_coder: bool = False) -> None:
     """Write a model as safetensors, fp16 by default, with its config in the metadata.
 
     An entropy coder's CDF tables are built first (``update``, with the
     hyper-latent's quantiles solved exactly rather than left to the auxiliary
     loss) and stored, so decoding never rebuilds them; its entropy-model
-    parameters stay float32.
+    parameters stay float32. ``exact_coder`` makes the entropy coder run in
+    integers wherever the weights are loaded (streams that decode the same on
+    every machine).
     """
     if model.lr_coder is not None:
         model.lr_coder.update(force=True, update_quantiles=True)
+        if exact_coder:
+            model.lr_coder.make_exact()
+    elif exact_coder:
+        raise ModelError("exact_coder: the model has no entropy coder")
     state = {k: (v.half() if half and v.is_floating_point() and not any(f in k for f in FP32_KEYS) else v)
              .contiguous() for k, v in model.state_dict().items()}
     metadata = {
@@ -228,6 +241,28 @@ def export(model: IRN, path: str | os.PathLike, record: dict[str, Any] | None = 
         "record": json.dumps(record or {}),
     }
     atomic_write_bytes(path, save(state, metadata=metadata))
+
+
+def register_exact(name: str, source: str, description: str, record: dict[str, Any]) -> None:
+    """Ship shipped model ``source``'s weights again as ``name``, its entropy coder run in integers.
+
+    The manifest entry names the same weights file (no copy); loading it makes
+    the coder exact (``LRHyperprior.make_exact``), which also changes its
+    weights fingerprint, so files of the two never decode with the other.
+    """
+    manifest = _manifest()
+    if name in manifest:
+        raise ModelError(f"model '{name}' is already shipped: a shipped model is never changed")
+    entry = dict(manifest[source])
+    entry.update(description=description, arithmetic=EXACT)
+    manifest[name] = entry
+    with open(MANIFEST, "w") as f:
+        json.dump(dict(sorted(manifest.items())), f, indent=2)
+        f.write("\n")
+    with open(WEIGHTS_DIR / f"{name}.json", "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    _load_cached.cache_clear()
 
 
 def register(name: str, description: str, record: dict[str, Any]) -> None:

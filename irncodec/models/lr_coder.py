@@ -32,12 +32,16 @@ by ``s`` too, so the Gaussians still fit the coarser latent), trading quality
 for bits continuously without another model; the stream then starts with a
 step block (docs/format.md), and a stream without one has step 1.
 
-Determinism: a stream decodes to exactly the encoder's LR image when both run
-the same weights with the same float arithmetic (same machine and torch build).
-The CDF tables are stored with the weights, but the index of each latent's
-Gaussian comes from floating-point network outputs, so a machine whose
-arithmetic differs (another CPU ISA, BLAS, or torch version) can decode a
-different LR image; this is true of every CompressAI hyperprior model.
+Determinism: the CDF tables are stored with the weights, but the index of each
+latent's Gaussian comes from the hyper-synthesis's output. In floating point
+(the models trained and shipped first) a stream decodes to exactly the
+encoder's LR image only with the same float arithmetic (same machine and
+torch build), as with every CompressAI hyperprior model. A coder made
+:meth:`~LRHyperprior.make_exact` runs everything the decoder computes (the
+hyper-synthesis, the means, the synthesis and its post-filter) in integers
+(:mod:`irncodec.models.fixed_point`), so its streams decode to the same LR
+image on every machine; its weights file says so (an ``exact_arithmetic``
+buffer), which also gives it its own weights fingerprint.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from __future__ import annotations
 import math
 import struct
 import warnings
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -52,6 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..lr_codecs.step_block import STEP_BLOCK, StreamError, step_milli, stream_step
+from . import fixed_point as fx
 
 with warnings.catch_warnings():  # compressai's import uses the deprecated torch.jit.script
     warnings.simplefilter("ignore", FutureWarning)
@@ -143,17 +149,64 @@ class LRHyperprior(CompressionModel):
         """Analysis: block transform coefficients in units of their quantisation steps."""
         return self.analysis(x) * torch.exp(-STEP_GAIN * self.log_step)
 
+    # --- integer arithmetic ------------------------------------------------------------
+
+    @property
+    def exact(self) -> bool:
+        """Whether the decoder side runs in integers (identical results on every machine)."""
+        return "exact_arithmetic" in self._buffers
+
+    def make_exact(self) -> None:
+        """From now on, run the decoder side in integers; saved with the weights."""
+        if not self.exact:
+            self.register_buffer("exact_arithmetic", torch.ones(1, dtype=torch.int32))
+
+    def _fixed(self) -> tuple[list[fx.FixedLayer], list[fx.FixedLayer], list[fx.FixedLayer]]:
+        """The integer hyper-synthesis, synthesis (steps folded in) and post-filter, from the weights.
+
+        Kept until a weight changes (its tensor or its in-place version counter).
+        """
+        params = [self.log_step, *self.h_s.parameters(), *self.synthesis.parameters(),
+                  *self.post_filter.parameters()]
+        try:
+            key: tuple | None = tuple((p.data_ptr(), p._version) for p in params)
+        except RuntimeError:  # inference tensors have no version counter: rebuild every time
+            key = None
+        cached = self.__dict__.get("_fixed_cache")
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        steps = torch.tensor([fx.exact_exp(STEP_GAIN * float(v)) for v in
+                              self.log_step.detach().to("cpu", torch.float64).flatten()], dtype=torch.float64)
+        layers = (fx.fixed_sequence(self.h_s), [fx.fixed_layer(self.synthesis, None, steps)],
+                  fx.fixed_sequence(self.post_filter))
+        self.__dict__["_fixed_cache"] = (key, layers)
+        return layers
+
+    def _exact_gaussian_params(self, z_hat: Tensor, step: float) -> tuple[Tensor, Tensor]:
+        h_s, _, _ = self._fixed()
+        out = fx.from_fixed(fx.run(h_s, fx.to_fixed(z_hat.to("cpu"))))
+        means, scales = out.chunk(2, 1)
+        if step != 1:
+            means, scales = means / step, scales / step
+        table = self.gaussian_conditional.scale_table.to("cpu", torch.float64)
+        scales = scales.clamp(min=float(self.gaussian_conditional.lower_bound_scale.bound))
+        # compressai's rule: the index of the first table scale not below the scale, the last if none
+        indexes = (len(table) - 1) - (scales.unsqueeze(-1) <= table[:-1]).sum(-1)
+        return indexes.int().to(z_hat.device), means.to(z_hat.device)
+
+    def _exact_synthesis(self, y_hat: Tensor, size: tuple[int, int]) -> Tensor:
+        _, synthesis, post_filter = self._fixed()
+        x = fx.run(synthesis, fx.to_fixed(y_hat.to("cpu")))
+        out = x + in_strips(lambda strip: fx.run(post_filter, strip), x)
+        out = out[:, :, :size[0], :size[1]].clamp(0, 2.0**fx.FRACTION_BITS)
+        return fx.from_fixed(out).to(y_hat.device, torch.float32)
+
     def g_s(self, y_hat: Tensor) -> Tensor:
         """Synthesis: inverse block transform, then the learned post-filter."""
         x = self.synthesis(y_hat * torch.exp(STEP_GAIN * self.log_step))
-        height = x.shape[-2]
-        if self.training or height <= STRIP:
+        if self.training:
             return x + self.post_filter(x)
-        out = torch.empty_like(x)
-        for top in range(0, height, STRIP):
-            bottom, lo, hi = min(top + STRIP, height), max(top - HALO, 0), min(top + STRIP + HALO, height)
-            out[:, :, top:bottom] = x[:, :, top:bottom] + self.post_filter(x[:, :, lo:hi])[:, :, top - lo:bottom - lo]
-        return out
+        return x + in_strips(self.post_filter, x)
 
     # --- training ------------------------------------------------------------------
 
@@ -182,15 +235,16 @@ class LRHyperprior(CompressionModel):
         s = milli / 1000
         padded, (h, w) = pad_to_blocks(lr)
         y = self.g_a(padded)
-        y_hat = torch.empty_like(y)
+        y_hat = torch.empty_like(y, dtype=torch.float64 if self.exact else y.dtype)
         chunks = [] if milli == 1000 else [STEP_BLOCK.pack(0, milli)]
         for rows, cols in latent_tiles(y.shape[-2:]):
             y_tile = y[:, :, rows, cols]
             z = self.h_a(y_tile)
             z_string = self.entropy_bottleneck.compress(z)[0]
             indexes, means = self._gaussian_params(self.entropy_bottleneck.decompress([z_string], z.shape[-2:]), s)
-            y_string = self.gaussian_conditional.compress(y_tile / s, indexes, means=means)[0]
-            y_hat[:, :, rows, cols] = self.gaussian_conditional.quantize(y_tile / s, "dequantize", means) * s
+            y_scaled = y_tile.to(means.dtype) / s
+            y_string = self.gaussian_conditional.compress(y_scaled, indexes, means=means)[0]
+            y_hat[:, :, rows, cols] = self.gaussian_conditional.quantize(y_scaled, "dequantize", means) * s
             chunks += [_LENGTHS.pack(len(z_string), len(y_string)), z_string, y_string]
         return Coded(b"".join(chunks), self.synthesize(y_hat, (h, w)))
 
@@ -202,7 +256,8 @@ class LRHyperprior(CompressionModel):
         h, w = size
         y_shape = (-(-h // MULTIPLE) * MULTIPLE // BLOCK, -(-w // MULTIPLE) * MULTIPLE // BLOCK)
         m = LATENTS
-        y_hat = torch.empty((1, m, *y_shape), device=self.log_step.device)
+        y_hat = torch.empty((1, m, *y_shape), device=self.log_step.device,
+                            dtype=torch.float64 if self.exact else torch.float32)
         view = memoryview(payload)
         s, offset = stream_step(view), 0
         if s != 1:
@@ -220,18 +275,23 @@ class LRHyperprior(CompressionModel):
             z_shape = (tile_shape[0] // 4, tile_shape[1] // 4)
             z_hat = self.entropy_bottleneck.decompress([_padded(z_string, z_shape[0] * z_shape[1] * m)], z_shape)
             indexes, means = self._gaussian_params(z_hat, s)
-            y_hat[:, :, rows, cols] = self.gaussian_conditional.decompress(
-                [_padded(y_string, indexes.numel())], indexes, means=means) * s
+            symbols = self.gaussian_conditional.decompress([_padded(y_string, indexes.numel())], indexes,
+                                                           dtype=means.dtype)
+            y_hat[:, :, rows, cols] = (symbols + means) * s
         if offset != len(view):
             raise StreamError(f"{len(view) - offset} bytes follow the last tile")
         return self.synthesize(torch.nan_to_num(y_hat), (h, w))
 
     def synthesize(self, y_hat: Tensor, size: tuple[int, int]) -> Tensor:
         """The LR image from dequantised latents, cropped to ``size`` and clamped to [0, 1]."""
+        if self.exact:
+            return self._exact_synthesis(y_hat, size)
         return self.g_s(y_hat)[:, :, :size[0], :size[1]].clamp(0, 1)
 
     def _gaussian_params(self, z_hat: Tensor, step: float = 1.0) -> tuple[Tensor, Tensor]:
         """CDF indexes and means of the latent in units of ``step`` times the learned steps."""
+        if self.exact:
+            return self._exact_gaussian_params(z_hat, step)
         means, scales = self.h_s(z_hat).chunk(2, 1)
         if step != 1:
             means, scales = means / step, scales / step
@@ -246,7 +306,10 @@ class LRHyperprior(CompressionModel):
         return super().update(SCALE_TABLE if scale_table is None else scale_table, force, update_quantiles)
 
     def fit_buffers(self, state_dict: dict[str, Tensor], prefix: str = "") -> None:
-        """Resize the CDF buffers to those in ``state_dict`` so it loads (they vary in size)."""
+        """Resize the CDF buffers to those in ``state_dict`` so it loads (they vary in size),
+        and make the coder exact if the weights are those of an exact one."""
+        if prefix + "exact_arithmetic" in state_dict:
+            self.make_exact()
         update_registered_buffers(self.entropy_bottleneck, prefix + "entropy_bottleneck",
                                   ["_quantized_cdf", "_offset", "_cdf_length"], state_dict)
         update_registered_buffers(self.gaussian_conditional, prefix + "gaussian_conditional",
@@ -257,6 +320,19 @@ class LRHyperprior(CompressionModel):
         """Whether the CDF tables exist (``update`` ran, or they were loaded)."""
         return self.entropy_bottleneck._quantized_cdf.numel() > 0 and \
             self.gaussian_conditional._quantized_cdf.numel() > 0
+
+
+def in_strips(layer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``layer(x)`` for a size-preserving layer of receptive radius ``HALO``, computed in strips
+    of ``STRIP`` rows (so its wide activations stay small on large images): the same values."""
+    height = x.shape[-2]
+    if height <= STRIP:
+        return layer(x)
+    out = torch.empty_like(x)
+    for top in range(0, height, STRIP):
+        bottom, lo, hi = min(top + STRIP, height), max(top - HALO, 0), min(top + STRIP + HALO, height)
+        out[:, :, top:bottom] = layer(x[:, :, lo:hi])[:, :, top - lo:bottom - lo]
+    return out
 
 
 def pad_to_blocks(x: Tensor) -> tuple[Tensor, tuple[int, int]]:

@@ -58,13 +58,14 @@ def load_trained(source: str | os.PathLike, decode_temperature: float | None = N
 
 def export_checkpoint(checkpoint_path: str | os.PathLike, output: str | os.PathLike,
                       half: bool = True, extra: dict[str, Any] | None = None,
-                      decode_temperature: float | None = None) -> dict[str, Any]:
-    """Save a checkpoint's (or a weights file's) model as safetensors with its training record."""
+                      decode_temperature: float | None = None, exact_coder: bool = False) -> dict[str, Any]:
+    """Save a checkpoint's (or a weights file's) model as safetensors with its training record
+    (``exact_coder``: its entropy coder run in integers, see ``zoo.export``)."""
     from ..zoo import export
 
     model, record = load_trained(checkpoint_path, decode_temperature)
     record.update(extra or {})
-    export(model, output, record, half=half)
+    export(model, output, record, half=half, exact_coder=exact_coder)
     return record
 
 
@@ -73,7 +74,8 @@ RELEASE_QUALITIES = (30, 50, 70, 90)
 
 
 def release(checkpoint_path: str | os.PathLike, name: str, description: str,
-            eval_dir: str | os.PathLike | None = None, decode_temperature: float | None = None) -> dict[str, Any]:
+            eval_dir: str | os.PathLike | None = None, decode_temperature: float | None = None,
+            exact_coder: bool = False) -> dict[str, Any]:
     """Ship a checkpoint (or float32 weights file) as zoo model ``name``: fp16 weights,
     manifest entry, training record.
 
@@ -90,7 +92,10 @@ def release(checkpoint_path: str | os.PathLike, name: str, description: str,
         raise ConfigError(f"model '{name}' is already shipped, and files name it: give retrained weights a new name")
     path = zoo.WEIGHTS_DIR / f"{name}.safetensors"
     full, record = load_trained(checkpoint_path, decode_temperature)
-    zoo.export(copy.deepcopy(full), path, record, half=True)  # a copy: export builds an entropy coder's tables
+    if exact_coder and full.lr_coder is not None:
+        full.lr_coder.make_exact()
+    zoo.export(copy.deepcopy(full), path, record, half=True, exact_coder=exact_coder)  # a copy: export
+    # builds an entropy coder's tables
     if eval_dir is not None:
         half = IRN(full.config)
         half.load_state_dict(zoo.read_weights(path)[1])

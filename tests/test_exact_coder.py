@@ -1,0 +1,205 @@
+"""The entropy coder in integers: its streams decode to the same LR image on every machine."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from irncodec import zoo
+from irncodec.models import fixed_point as fx
+from irncodec.models import lr_coder
+from irncodec.models.lr_coder import LRHyperprior
+
+from .conftest import make_tiny_model, photo_like
+
+
+def trained_looking_coder(seed: int = 0) -> LRHyperprior:
+    """A small coder whose post-filter does something (it starts at zero) and whose CDFs are built."""
+    torch.manual_seed(seed)
+    coder = LRHyperprior(channels=8, filter_channels=4).eval()
+    for p in coder.post_filter.parameters():
+        p.data.normal_(0, 0.1)
+    coder.update(force=True)
+    return coder
+
+
+def lr_tensor(width: int = 72, height: int = 40) -> torch.Tensor:
+    return torch.tensor(np.asarray(photo_like(width, height))).permute(2, 0, 1)[None].float() / 255
+
+
+def digest(lr: torch.Tensor) -> str:
+    return hashlib.sha256(lr.detach().numpy().tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("step", [1.0, 1.3])
+def test_exact_streams_decode_to_the_encoders_lr_image(step):
+    coder = trained_looking_coder()
+    coder.make_exact()
+    with torch.no_grad():
+        coded = coder.compress(lr_tensor(), step)
+        assert torch.equal(coder.decompress(coded.payload, (40, 72)), coded.lr_hat)
+
+
+def test_exact_is_close_to_float_and_costs_no_bits_to_speak_of():
+    float_coder, exact_coder = trained_looking_coder(), trained_looking_coder()
+    exact_coder.make_exact()
+    lr = lr_tensor()
+    with torch.no_grad():
+        a, b = float_coder.compress(lr), exact_coder.compress(lr)
+    assert abs(len(a.payload) - len(b.payload)) <= 0.01 * len(a.payload) + 8
+    assert (a.lr_hat - b.lr_hat).abs().max() < 2e-3  # rounded weights and activations, far below 1/255
+    assert not torch.equal(a.lr_hat, b.lr_hat)  # it really is another computation
+
+
+def test_lr_is_identical_under_threads_and_float64():
+    coder = trained_looking_coder()
+    coder.make_exact()
+    with torch.no_grad():
+        coded = coder.compress(lr_tensor())
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            single = coder.decompress(coded.payload, (40, 72))
+        finally:
+            torch.set_num_threads(threads)
+        double = coder.double().decompress(coded.payload, (40, 72))
+    assert digest(single) == digest(coded.lr_hat) == digest(double.float())
+
+
+_DECODE_LR = """
+import hashlib, sys, torch
+from irncodec import zoo
+net = zoo.load_model(sys.argv[1])
+payload = open(sys.argv[2], "rb").read()
+with torch.no_grad():
+    lr = net.lr_coder.decompress(payload, (40, 72))
+print(hashlib.sha256(lr.numpy().tobytes()).hexdigest())
+"""
+
+
+def test_lr_is_identical_under_every_cpu_code_path(tmp_path):
+    """ATen's and oneDNN's code paths (SSE4.1, AVX2, AVX-512) add in different orders; integers don't care.
+
+    (The float coder's LR image differs between them here: oneDNN's SSE4.1
+    convolutions round differently from its AVX2/AVX-512 ones.)
+    """
+    net = make_tiny_model(2, lr_coder="hyperprior", coder_channels=8, coder_filter_channels=4)
+    assert net.lr_coder is not None
+    for p in net.lr_coder.post_filter.parameters():
+        p.data.normal_(0, 0.1)
+    weights = tmp_path / "exact.safetensors"
+    zoo.export(net, weights, exact_coder=True)
+    model = zoo.load_model(str(weights))
+    assert model.lr_coder is not None and model.lr_coder.exact
+    with torch.no_grad():
+        coded = model.lr_coder.compress(lr_tensor())
+    payload = tmp_path / "lr.bin"
+    payload.write_bytes(coded.payload)
+    hashes = {}
+    for capability, onednn in (("default", "SSE41"), ("avx2", "AVX2"), ("avx512", "AVX512_CORE")):
+        env = dict(os.environ, ATEN_CPU_CAPABILITY=capability, ONEDNN_MAX_CPU_ISA=onednn, OMP_NUM_THREADS="1")
+        run = subprocess.run([sys.executable, "-c", _DECODE_LR, str(weights), str(payload)], env=env,
+                             capture_output=True, text=True, check=True)
+        hashes[capability] = run.stdout.strip()
+    assert set(hashes.values()) == {digest(coded.lr_hat)}, hashes
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+def test_lr_is_identical_on_a_gpu():
+    coder = trained_looking_coder()
+    coder.make_exact()
+    with torch.no_grad():
+        coded = coder.compress(lr_tensor())
+        on_gpu = coder.cuda().decompress(coded.payload, (40, 72)).cpu()
+    assert digest(on_gpu) == digest(coded.lr_hat)
+
+
+def test_exact_weights_have_their_own_fingerprint_and_files_say_so(tmp_path):
+    net = make_tiny_model(2, lr_coder="hyperprior", coder_channels=8, coder_filter_channels=4)
+    plain, exact = tmp_path / "plain.safetensors", tmp_path / "exact.safetensors"
+    zoo.export(net, plain)
+    zoo.export(net, exact, exact_coder=True)
+    a, b = zoo.load_model(str(plain)), zoo.load_model(str(exact))
+    assert a.lr_coder is not None and b.lr_coder is not None
+    assert not a.lr_coder.exact and b.lr_coder.exact
+    assert "lr_coder.exact_arithmetic" not in a.state_dict()  # float models' fingerprints stay as they were
+    assert zoo.fingerprint(a) != zoo.fingerprint(b)
+    with pytest.raises(zoo.ModelError, match="no entropy coder"):
+        zoo.export(make_tiny_model(2), tmp_path / "x.safetensors", exact_coder=True)
+
+
+def test_a_zoo_entry_can_run_a_shipped_coder_in_integers(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")
+    net = make_tiny_model(2, lr_coder="hyperprior", coder_channels=8, coder_filter_channels=4)
+    zoo.export(net, tmp_path / "base.safetensors")
+    zoo.register("base", "a float coder", {"iterations": 1, "parameters": 1})
+    zoo.register_exact("base-exact", "base", "the same, in integers", {"variant_of": "base"})
+    zoo._load_cached.cache_clear()
+    try:
+        base, exact = zoo.load_model("base"), zoo.load_model("base-exact")
+        assert base.lr_coder is not None and exact.lr_coder is not None
+        assert exact.lr_coder.exact and not base.lr_coder.exact
+        assert zoo.available_models()["base-exact"]["file"] == "base.safetensors"
+        with pytest.raises(zoo.ModelError, match="already shipped"):
+            zoo.register_exact("base-exact", "base", "again", {})
+    finally:
+        zoo._load_cached.cache_clear()
+
+
+# --- the integer layers ---------------------------------------------------------------------
+
+def test_integer_layers_match_float_layers_to_their_rounding():
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(), nn.ConvTranspose2d(8, 4, 5, 2, 2, 1))
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        expected = seq(x).double()
+    got = fx.from_fixed(fx.run(fx.fixed_sequence(seq), fx.to_fixed(x)))
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() < 8 * 2.0**-fx.FRACTION_BITS
+    assert torch.equal(got, torch.round(got * 2**fx.FRACTION_BITS) / 2**fx.FRACTION_BITS)  # on the grid
+
+
+def test_a_layer_that_could_overflow_float64_integers_is_refused():
+    conv = nn.Conv2d(4096, 2, 5)  # fan-in 102400 weights of 2**13 times activations of 2**24: 2**53.6
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    with pytest.raises(fx.ExactnessError):
+        fx.fixed_layer(conv, None)
+
+
+def test_rounding_is_half_up_and_exact():
+    x = torch.tensor([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 2.0**50 + 2], dtype=torch.float64)
+    assert fx.round_shift(x, 1).tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0, 2.0, 2.0**49 + 1]
+
+
+@pytest.mark.parametrize("x, bits", [(1.0, "4005bf0a8b145768"), (-0.5, "3fe368b2fc6f960c"),
+                                     (3.7, "4044394144eeec80"), (-9.25, "3f1931f19c066a3c")])
+def test_exact_exp_gives_the_same_bits_everywhere(x, bits):
+    value = fx.exact_exp(x)
+    assert np.float64(value).tobytes()[::-1].hex() == bits  # big-endian IEEE-754 bits
+    assert abs(value - math.exp(x)) <= 4 * math.ulp(math.exp(x))
+
+
+def test_strips_equal_the_whole_image_for_the_exact_coder(monkeypatch):
+    coder = trained_looking_coder()
+    coder.make_exact()
+    y = torch.randn(1, lr_coder.LATENTS, 10, 6, dtype=torch.float64)
+    whole = coder.synthesize(y, (40, 24))
+    monkeypatch.setattr(lr_coder, "STRIP", 7)
+    assert torch.equal(coder.synthesize(y, (40, 24)), whole)
+
+
+def test_every_shipped_rate_level_decodes_the_same_everywhere():
+    for name in zoo.LEVEL_MODELS["entropy"].values():
+        model = zoo.load_model(name)
+        assert model.lr_coder is not None and model.lr_coder.exact, name
