@@ -110,3 +110,18 @@ def test_no_codec_is_special_cased_by_name_outside_its_module():
                 if any(c.value in names for c in constants):
                     offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_only_the_entropy_path_imports_compressai(tmp_path):
+    """CompressAI (and the torch_geometric it pulls in) takes seconds to import: JPEG/WebP/PNG files skip it."""
+    import subprocess
+    import sys
+
+    from .conftest import photo_like
+
+    png = tmp_path / "in.png"
+    photo_like(20, 14).save(png)
+    script = ("import sys, irncodec; data = irncodec.encode(sys.argv[1], codec='jpeg'); irncodec.decode(data); "
+              "print('compressai' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", script, str(png)], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from FrEIA.framework import SequenceINN
@@ -31,7 +31,9 @@ from FrEIA.modules import HaarDownsampling
 from torch import Tensor, nn
 
 from .blocks import EnhancedCouplingBlock, IRNCouplingBlock, dense_subnet
-from .lr_coder import LRHyperprior
+
+if TYPE_CHECKING:
+    from .lr_coder import LRHyperprior
 from .priors import GaussianPrior, MixturePrior
 
 LR_CHANNELS = 3
@@ -172,7 +174,11 @@ class IRN(nn.Module):
             self.prior: GaussianPrior | MixturePrior = MixturePrior(c.mixture_components, c.z_temperature)
         else:
             self.prior = GaussianPrior(c.z_temperature)
-        self.lr_coder = LRHyperprior(c.coder_channels, c.coder_filter_channels) if c.lr_coder == "hyperprior" else None
+        self.lr_coder: LRHyperprior | None = None
+        if c.lr_coder == "hyperprior":  # imported here: CompressAI takes seconds to import, the other paths skip it
+            from .lr_coder import LRHyperprior
+
+            self.lr_coder = LRHyperprior(c.coder_channels, c.coder_filter_channels)
 
     @property
     def own_codec(self) -> str | None:
