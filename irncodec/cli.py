@@ -21,10 +21,14 @@ from . import __version__
 from .lr_codecs import DEFAULT_CODEC, available_codecs, codec_class, codecs_with_option, option_choices
 
 #: Decoded images are written losslessly: WebP too (Pillow's default would
-#: recompress them lossily at quality 80).
+#: recompress them lossily at quality 80), unless --output-quality asks otherwise.
 SAVE_OPTIONS = {"WEBP": {"lossless": True, "exact": True}}
 OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}
+                  ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM", ".jpg": "JPEG", ".jpeg": "JPEG"}
+#: Output formats that only store lossily: written only at an explicit --output-quality.
+LOSSY_OUTPUTS = ("JPEG",)
+#: Output formats written lossily when --output-quality is given.
+QUALITY_OUTPUTS = ("JPEG", "WEBP")
 
 
 def _codec_help() -> tuple[str, str]:
@@ -121,6 +125,20 @@ def _output_format(path: Path) -> str:
     return fmt
 
 
+def _save_options(fmt: str, path: Path, output_quality: int | None) -> dict[str, Any]:
+    """How a decoded image is saved: losslessly, or at the quality asked for a lossy format
+    (a lossy format without --output-quality is refused: no silent recompression)."""
+    if output_quality is None:
+        if fmt in LOSSY_OUTPUTS:
+            _fail(f"{fmt} is a lossy format: writing '{path.name}' would compress the decoded image again; "
+                  "give --output-quality Q (1-100) to do so, or write a lossless .png, .webp or .tiff")
+        return SAVE_OPTIONS.get(fmt, {})
+    if fmt not in QUALITY_OUTPUTS:
+        _fail(f"'{path.suffix}' files are lossless: --output-quality applies to "
+              f"{', '.join(k for k, v in OUTPUT_FORMATS.items() if v in QUALITY_OUTPUTS)} outputs")
+    return {"quality": output_quality, "lossless": False} if fmt == "WEBP" else {"quality": output_quality}
+
+
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path())  # a str: Path() would drop a trailing "/"
@@ -134,16 +152,24 @@ def _output_format(path: Path) -> str:
 @click.option("-t", "--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Make the best file of at most this many bits per pixel, choosing scale, codec, "
                    "quality and model (only among -c/-s when given). Tries every path: slower.")
+@click.option("--strip", is_flag=True,
+              help="Leave out the ICC colour profile and EXIF data (kept by default, and restored by decode).")
+@click.option("--frame", type=click.IntRange(min=0), default=None,
+              help="Which frame of an animation or page of a multi-page file to encode, 0 for the first "
+                   "(such inputs are refused without it).")
 @_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
 def encode(input: Path, output: str, quality: int | None, codec: str | None, scale: str | None,
-           model: str | None, subsampling: str | None, target_bpp: float | None, threads: int | None,
-           verbose: bool) -> None:
+           model: str | None, subsampling: str | None, target_bpp: float | None, strip: bool,
+           frame: int | None, threads: int | None, verbose: bool) -> None:
     """Compress image INPUT to OUTPUT (.irn).
 
     An OUTPUT ending in .jpg, .webp or .png is instead a standard image file of
     that LR codec's path that any viewer shows (the small LR image), carrying
     the rest of the .irn file in its metadata: decode restores the full size.
+
+    The image is stored upright (its EXIF orientation applied) with its ICC
+    profile and EXIF data, unless --strip; pixels are not colour-converted.
     """
     from . import codec as irn_codec
     from . import imageio, viewable
@@ -162,13 +188,14 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
         codec = carrier
     check_output(output, [input])
     start = time.perf_counter()
-    image = imageio.load_image(input)
+    image = imageio.load_image(input, frame)
     with limited_threads(_threads(threads)):
         if target_bpp is not None:
             from .ratecontrol import encode_to_target
 
             result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling,
-                                      extra_bytes=viewable.MAX_OVERHEAD if carrier else 0)
+                                      extra_bytes=viewable.MAX_OVERHEAD if carrier else 0,
+                                      keep_metadata=not strip)
             data = result.data
             if verbose:
                 c = result.choice
@@ -177,7 +204,7 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
                            f"best of {len(result.candidates)} fitting path(s)", err=True)
         else:
             data = irn_codec.encode(image, quality=quality, codec=codec, scale=int(scale) if scale else None,
-                                    model=model, subsampling=subsampling)
+                                    model=model, subsampling=subsampling, keep_metadata=not strip)
     if carrier is not None:
         data = viewable.wrap(data)
     atomic_write_bytes(output, data)
@@ -195,28 +222,43 @@ def encode(input: Path, output: str, quality: int | None, codec: str | None, sca
               help="Spread of the latent z drawn at decode, relative to the model's prior "
                    "(0 = its mean, 1 = the prior) [default: the model's own, 0 for most].")
 @click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
+@click.option("-Q", "--output-quality", type=click.IntRange(1, 100), default=None,
+              help="Write a lossy OUTPUT at this quality: needed for .jpg (refused without it, so "
+                   "nothing is compressed again unasked); makes .webp lossy [default: .webp lossless].")
 @_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
 def decode(input: Path, output: str, model: str | None, temperature: float | None,
-           lr_only: bool, threads: int | None, verbose: bool) -> None:
+           lr_only: bool, output_quality: int | None, threads: int | None, verbose: bool) -> None:
     """Decompress INPUT (.irn, or a .jpg/.webp/.png written by encode) to image OUTPUT
     (format from its extension). With --lr-only, an OUTPUT of the stored LR image's
-    own format (.jpg for the JPEG path) gets its bytes exactly as stored."""
+    own format (.jpg for the JPEG path) gets its bytes exactly as stored.
+
+    The ICC profile and EXIF data the file carries are written into OUTPUT
+    (.png, .jpg, .webp, .tiff; other formats cannot hold them, which is said).
+    """
     from . import codec as irn_codec
     from . import viewable
     from .fileio import atomic_write_bytes, atomic_write_with, check_output
+    from .metadata import save_keywords
     from .threads import limited_threads
 
     check_output(output, [input])
     suffix = Path(output).suffix.lower()
     stored_as_is = lr_only and viewable.codec_for_suffix(suffix) is not None
     fmt = "" if stored_as_is else _output_format(Path(output))
+    options = {} if stored_as_is else _save_options(fmt, Path(output), output_quality)
     start = time.perf_counter()
     irn = viewable.read(input)
     if stored_as_is:
         if viewable.codec_for_suffix(suffix) != irn.header.codec:
             fmt = _output_format(Path(output))  # another format: decode and re-save, as for a full decode
+            options = _save_options(fmt, Path(output), output_quality)
         else:
+            if output_quality is not None:
+                _fail(f"--lr-only writes the stored {irn.header.codec} image as it is: drop --output-quality")
+            if irn.metadata:
+                click.echo(f"irncodec: warning: the stored LR image is written as it is, without the "
+                           f"file's metadata ({irn.metadata.describe()})", err=True)
             atomic_write_bytes(output, irn.payload)
             if verbose:
                 click.echo(f"{input} -> {output}: the stored {irn.header.codec} LR image, "
@@ -227,9 +269,13 @@ def decode(input: Path, output: str, model: str | None, temperature: float | Non
             image = irn_codec.decode_lr(irn, model=model)
         else:
             image = irn_codec.decode(irn, model=model, temperature=temperature)
-    if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
+    if fmt in ("PPM", "JPEG") and image.mode in ("LA", "RGBA"):
         _fail(f"'{Path(output).suffix}' cannot hold an alpha channel: use .png")
-    atomic_write_with(output, lambda f: image.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {})))
+    keywords, dropped = save_keywords(fmt, irn.metadata)
+    if dropped:
+        click.echo(f"irncodec: warning: {Path(output).name} is written without the {' and the '.join(dropped)}: "
+                   f"'{Path(output).suffix}' files cannot hold {'it' if len(dropped) == 1 else 'them'}", err=True)
+    atomic_write_with(output, lambda f: image.save(f, format=fmt, **options, **keywords))
     if verbose:
         click.echo(f"{input} -> {output}: {image.width}x{image.height} {image.mode}, "
                    f"{time.perf_counter() - start:.2f} s", err=True)
@@ -254,6 +300,7 @@ def info(file: Path) -> None:
         ("LR codec", h.codec + (f" {settings}" if settings else "")),
         ("LR payload", f"{len(irn.payload)} bytes"),
         ("alpha", f"{len(irn.alpha)} bytes (png)" if irn.alpha else "none"),
+        ("metadata", irn.metadata.describe()),
         ("file size", f"{irn.size} bytes"), ("bits per pixel", f"{irn.bits_per_pixel():.4f}"),
     ]
     for key, value in rows:
