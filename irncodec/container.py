@@ -5,7 +5,7 @@ Layout of versions 2 and 3 (little-endian; ``n`` is the model name's length; the
 byte table, validation rules and versioning policy are in ``docs/format.md``)::
 
     0      4  magic  b"\\x89IRN"
-    4      1  version (2, 3 or 4; version 1 has no fingerprint and is still read)
+    4      1  version (2 or 3; 4 below; version 1 has no fingerprint and is still read)
     5      1  flags (bit 0: alpha plane present; bit 1, version 4 only: metadata
               present; other bits must be 0)
     6      1  n, model name length (1..64)
@@ -163,8 +163,9 @@ class Header:
 class Metadata:
     """What a file carries about its image besides the pixels (version 4): the ICC
     profile, stored as it was (pixels are not colour-converted), and the EXIF data as
-    a TIFF structure (``II*\\0`` or ``MM\\0*`` first, no ``Exif\\0\\0`` prefix), its
-    orientation already applied to the pixels. ``b""``: none."""
+    a TIFF structure (``II*\\0`` or ``MM\\0*`` first, no ``Exif\\0\\0`` prefix), whose
+    Orientation is 1 when the encoder turned the pixels upright (images read from
+    files: :func:`irncodec.imageio.load_image`). ``b""``: none."""
 
     icc_profile: bytes = b""
     exif: bytes = b""
