@@ -381,7 +381,7 @@ def build_data_pack(sources: list[str | os.PathLike], dest: str | os.PathLike, b
     if val_dir is not None:
         (dest / "val").mkdir()
         for path in find_images(val_dir)[:val_images]:
-            img = load_image(path).convert("RGB")
+            img = load_image(path, frame=0).convert("RGB")
             target = dest / "val" / f"{path.stem}.png"
             img.crop((0, 0, min(img.width, val_crop), min(img.height, val_crop))).save(target)
             used += target.stat().st_size
@@ -396,7 +396,7 @@ def build_data_pack(sources: list[str | os.PathLike], dest: str | os.PathLike, b
                           f"over the {budget_mb} MB budget")
     for i, path in enumerate(lossless):
         share = (budget - used) / (len(lossless) - i)
-        img = load_image(path).convert("RGB")
+        img = load_image(path, frame=0).convert("RGB")
         side = min(img.size)
         target = train_dir / f"l{i:04d}-{path.stem}.webp"
         for _ in range(6):

@@ -29,10 +29,14 @@ if TYPE_CHECKING:
     from .batch import Job
 
 #: Decoded images are written losslessly: WebP too (Pillow's default would
-#: recompress them lossily at quality 80).
+#: recompress them lossily at quality 80), unless --output-quality asks otherwise.
 SAVE_OPTIONS = {"WEBP": {"lossless": True, "exact": True}}
 OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}
+                  ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM", ".jpg": "JPEG", ".jpeg": "JPEG"}
+#: Output formats that only store lossily: written only at an explicit --output-quality.
+LOSSY_OUTPUTS = ("JPEG",)
+#: Output formats written lossily when --output-quality is given.
+QUALITY_OUTPUTS = ("JPEG", "WEBP")
 
 
 def _codec_help() -> tuple[str, str]:
@@ -127,6 +131,20 @@ def _output_format(path: Path) -> str:
     if fmt is None:
         _fail(f"cannot write '{path.name}': use one of {', '.join(sorted(OUTPUT_FORMATS))}")
     return fmt
+
+
+def _save_options(fmt: str, path: Path, output_quality: int | None) -> dict[str, Any]:
+    """How a decoded image is saved: losslessly, or at the quality asked for a lossy format
+    (a lossy format without --output-quality is refused: no silent recompression)."""
+    if output_quality is None:
+        if fmt in LOSSY_OUTPUTS:
+            raise OutputError(f"{fmt} is a lossy format: writing '{path.name}' would compress the decoded image again; "
+                              "give --output-quality Q (1-100) to do so, or write a lossless .png, .webp or .tiff")
+        return SAVE_OPTIONS.get(fmt, {})
+    if fmt not in QUALITY_OUTPUTS:
+        raise OutputError(f"'{path.suffix}' files are lossless: --output-quality applies to "
+                          f"{', '.join(k for k, v in OUTPUT_FORMATS.items() if v in QUALITY_OUTPUTS)} outputs")
+    return {"quality": output_quality, "lossless": False} if fmt == "WEBP" else {"quality": output_quality}
 
 
 _FILES_HELP = """
@@ -288,16 +306,24 @@ def _run(jobs: list[Job], work: Callable[[Job, bool], _Done], verbose: bool, ver
 @click.option("-t", "--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Make the best file of at most this many bits per pixel, choosing scale, codec, "
                    "quality and model (only among -c/-s when given). Tries every path: slower.")
+@click.option("--strip", is_flag=True,
+              help="Leave out the ICC colour profile and EXIF data (kept by default, and restored by decode).")
+@click.option("--frame", type=click.IntRange(min=0), default=None,
+              help="Which frame of an animation or page of a multi-page file to encode, 0 for the first "
+                   "(such inputs are refused without it).")
 @_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
 def encode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str, quality: int | None,
            codec: str | None, scale: str | None, model: str | None, subsampling: str | None,
-           target_bpp: float | None, threads: int | None, verbose: bool) -> None:
+           target_bpp: float | None, strip: bool, frame: int | None, threads: int | None, verbose: bool) -> None:
     """Compress image INPUT to OUTPUT (.irn).
 
     An OUTPUT ending in .jpg, .webp or .png is instead a standard image file of
     that LR codec's path that any viewer shows (the small LR image), carrying
     the rest of the .irn file in its metadata: decode restores the full size.
+
+    The image is stored upright (its EXIF orientation applied) with its ICC
+    profile and EXIF data, unless --strip; pixels are not colour-converted.
     """
     from . import viewable
 
@@ -321,14 +347,15 @@ def encode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str,
         from .threads import limited_threads
 
         start = time.perf_counter()
-        image = imageio.load_image(_source(job))
+        image = imageio.load_image(_source(job), frame)
         carrier = viewable.codec_for_suffix(Path(_target(job, suffix)).suffix)
         with limited_threads(_threads(threads)), _tile_progress(show_progress):
             if target_bpp is not None:
                 from .ratecontrol import encode_to_target
 
                 result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling,
-                                          extra_bytes=viewable.MAX_OVERHEAD if carrier else 0)
+                                          extra_bytes=viewable.MAX_OVERHEAD if carrier else 0,
+                                          keep_metadata=not strip)
                 data = result.data
                 if verbose:
                     c = result.choice
@@ -337,7 +364,7 @@ def encode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str,
                                f"{c.psnr:.2f} dB, best of {len(result.candidates)} fitting path(s)", err=True)
             else:
                 data = irn_codec.encode(image, quality=quality, codec=codec, scale=int(scale) if scale else None,
-                                        model=model, subsampling=subsampling)
+                                        model=model, subsampling=subsampling, keep_metadata=not strip)
         if carrier is not None:
             data = viewable.wrap(data)
         _write(job, data)
@@ -357,43 +384,63 @@ def encode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str,
               help="Spread of the latent z drawn at decode, relative to the model's prior "
                    "(0 = its mean, 1 = the prior) [default: the model's own, 0 for most].")
 @click.option("--lr-only", is_flag=True, help="Write the stored LR image without upscaling.")
+@click.option("-Q", "--output-quality", type=click.IntRange(1, 100), default=None,
+              help="Write a lossy OUTPUT at this quality: needed for .jpg (refused without it, so "
+                   "nothing is compressed again unasked); makes .webp lossy [default: .webp lossless].")
 @_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size and time.")
 def decode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str, model: str | None,
-           temperature: float | None, lr_only: bool, threads: int | None, verbose: bool) -> None:
+           temperature: float | None, lr_only: bool, output_quality: int | None, threads: int | None,
+           verbose: bool) -> None:
     """Decompress INPUT (.irn, or a .jpg/.webp/.png written by encode) to image OUTPUT
     (format from its extension). With --lr-only, an OUTPUT of the stored LR image's
-    own format (.jpg for the JPEG path) gets its bytes exactly as stored."""
+    own format (.jpg for the JPEG path) gets its bytes exactly as stored.
+
+    The ICC profile and EXIF data the file carries are written into OUTPUT
+    (.png, .jpg, .webp, .tiff; other formats cannot hold them, which is said).
+    """
     from . import viewable
 
     jobs = _plan_jobs(paths, output, suffix, force)
     for job in jobs:
         name = Path(_target(job, suffix))
         if not (lr_only and viewable.codec_for_suffix(name.suffix.lower())):
-            _output_format(name)
+            _save_options(_output_format(name), name, output_quality)
 
     def decode_one(job: Job, show_progress: bool) -> _Done:
         from . import codec as irn_codec
+        from .metadata import save_keywords
         from .threads import limited_threads
 
         start = time.perf_counter()
         name = Path(_target(job, suffix))
         irn = viewable.read(_source(job))
         if lr_only and viewable.codec_for_suffix(name.suffix.lower()) == irn.header.codec:
+            if output_quality is not None:
+                raise OutputError(f"--lr-only writes the stored {irn.header.codec} image as it is: "
+                                  "drop --output-quality")
+            if irn.metadata:
+                click.echo(f"irncodec: warning: the stored LR image is written as it is, without the "
+                           f"file's metadata ({irn.metadata.describe()})", err=True)
             _write(job, irn.payload)  # the stored bytes, exactly
             if verbose:
                 click.echo(f"{job.input_name} -> {job.output_name}: the stored {irn.header.codec} LR image, "
                            f"{len(irn.payload)} bytes", err=True)
             return _Done(irn.header.lr_width * irn.header.lr_height, 0)
         fmt = _output_format(name)
+        options = _save_options(fmt, name, output_quality)
         with limited_threads(_threads(threads)), _tile_progress(show_progress):
             if lr_only:
                 image = irn_codec.decode_lr(irn, model=model)
             else:
                 image = irn_codec.decode(irn, model=model, temperature=temperature)
-        if fmt in ("PPM",) and image.mode in ("LA", "RGBA"):
+        if fmt in ("PPM", "JPEG") and image.mode in ("LA", "RGBA"):
             raise OutputError(f"'{name.suffix}' cannot hold an alpha channel: use .png")
-        _write(job, save=lambda f: image.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {})))
+        keywords, dropped = save_keywords(fmt, irn.metadata)
+        if dropped:
+            click.echo(f"irncodec: warning: {name.name} is written without the {' and the '.join(dropped)}: "
+                       f"'{name.suffix}' files cannot hold {'it' if len(dropped) == 1 else 'them'}", err=True)
+        _write(job, save=lambda f: image.save(f, format=fmt, **options, **keywords))
         if verbose:
             click.echo(f"{job.input_name} -> {job.output_name}: {image.width}x{image.height} {image.mode}, "
                        f"{time.perf_counter() - start:.2f} s", err=True)
@@ -421,6 +468,7 @@ def info(file: Path) -> None:
         ("LR codec", h.codec + (f" {settings}" if settings else "")),
         ("LR payload", f"{len(irn.payload)} bytes"),
         ("alpha", f"{len(irn.alpha)} bytes (png)" if irn.alpha else "none"),
+        ("metadata", irn.metadata.describe()),
         ("file size", f"{irn.size} bytes"), ("bits per pixel", f"{irn.bits_per_pixel():.4f}"),
     ]
     for key, value in rows:

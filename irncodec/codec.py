@@ -17,7 +17,7 @@ from typing import BinaryIO
 import torch
 from PIL import Image
 
-from . import container, imageio, zoo
+from . import container, imageio, metadata, zoo
 from .container import Header, IrnFile
 from .errors import CodecError, FormatError, ModelError
 from .lr_codecs import DEFAULT_CODEC, codec_class, get_codec
@@ -58,6 +58,8 @@ def encode(
     device: str | torch.device = "cpu",
     target_bpp: float | None = None,
     threads: int | None = None,
+    keep_metadata: bool = True,
+    frame: int | None = None,
 ) -> bytes:
     """Compress an image (PIL image, path or file) to ``.irn`` bytes.
 
@@ -72,6 +74,12 @@ def encode(
     :mod:`irncodec.ratecontrol`. It excludes ``quality`` and ``model``.
 
     ``threads`` sets torch's CPU threads for this call (None: as they are).
+
+    The image's ICC profile and EXIF data are kept (a format-version-4 file;
+    :mod:`irncodec.metadata`) unless ``keep_metadata`` is False; an image read
+    from a file is turned upright by its EXIF orientation first. An input of
+    several frames (an animation, a multi-page TIFF) is an ImageError unless
+    ``frame`` (0 for the first) picks one.
     """
     with limited_threads(threads):
         if target_bpp is not None:
@@ -79,10 +87,11 @@ def encode(
 
             if quality is not None or model is not None:
                 raise CodecError("a target size picks the quality and the model itself: give no quality or model")
-            return encode_to_target(image, target_bpp, codec, scale, subsampling, device).data
+            return encode_to_target(image, target_bpp, codec, scale, subsampling, device,
+                                    keep_metadata=keep_metadata, frame=frame).data
         net, model_ref, lr_codec, quality = load_encoder(codec or DEFAULT_CODEC, quality, scale, model,
                                                          subsampling, device)
-        source = Source(image)
+        source = Source(image, keep_metadata, frame)
         lr_image, pad_x, pad_y = downscale(net, source.rgb, device)
         payload = lr_codec.encode(lr_image, quality)
         return container.pack(source.file(net, model_ref, lr_codec, quality, payload, (pad_x, pad_y)))
@@ -129,6 +138,9 @@ def decode(
     overrides the model named in the file (needed for files made with a
     ``.safetensors`` path rather than a shipped model). ``threads`` sets torch's
     CPU threads for this call (None: as they are).
+
+    The ICC profile and EXIF data the file carries are in the image's
+    ``info["icc_profile"]`` and ``info["exif"]``, so ``image.save`` can write them.
     """
     _check_temperature(temperature)
     irn = as_irn(data)
@@ -139,7 +151,9 @@ def decode(
                                                                                 (h.lr_width, h.lr_height))
         rgb = upscale(net, lr_image, (h.width, h.height), temperature, device)
     alpha = imageio.decode_alpha(irn.alpha, (h.width, h.height)) if irn.alpha else None
-    return imageio.merge_alpha(rgb, alpha, h.mode)
+    image = imageio.merge_alpha(rgb, alpha, h.mode)
+    image.info.update(metadata.to_info(irn.metadata))
+    return image
 
 
 def decode_lr(data: IrnSource, model: str | None = None,
@@ -147,7 +161,8 @@ def decode_lr(data: IrnSource, model: str | None = None,
     """Only the stored LR image (a thumbnail), without running the rescaling network.
 
     A learned coder's payload needs its model (``model`` overrides the one
-    named in the file); image formats such as JPEG need none.
+    named in the file); image formats such as JPEG need none. The file's ICC
+    profile and EXIF data are in ``info``, as for :func:`decode`.
     """
     irn = as_irn(data)
     h = irn.header
@@ -156,4 +171,6 @@ def decode_lr(data: IrnSource, model: str | None = None,
         lr_codec = kind.for_model(load_decoder(h, model, device), model or h.model)
     else:
         lr_codec = get_codec(h.codec)
-    return lr_codec.decode(irn.payload, (h.lr_width, h.lr_height))
+    image = lr_codec.decode(irn.payload, (h.lr_width, h.lr_height))
+    image.info.update(metadata.to_info(irn.metadata))
+    return image

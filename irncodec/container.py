@@ -1,26 +1,35 @@
-"""The ``.irn`` container: a small versioned header, the LR payload, an optional alpha plane.
+"""The ``.irn`` container: a small versioned header, the LR payload, an optional
+alpha plane and optional metadata (ICC profile, EXIF).
 
 Layout of versions 2 and 3 (little-endian; ``n`` is the model name's length; the full
 byte table, validation rules and versioning policy are in ``docs/format.md``)::
 
     0      4  magic  b"\\x89IRN"
-    4      1  version (2 or 3; version 1 has no fingerprint and is still read)
-    5      1  flags (bit 0: alpha plane present; other bits must be 0)
+    4      1  version (2 or 3; 4 below; version 1 has no fingerprint and is still read)
+    5      1  flags (bit 0: alpha plane present; bit 1, version 4 only: metadata
+              present; other bits must be 0)
     6      1  n, model name length (1..64)
     7      n  model name, ASCII [A-Za-z0-9._-]
     7+n   22  scale u8, width u32, height u32, mode u8, pad_x u8, pad_y u8,
               codec u8, quality u8, payload length u32, alpha length u32
-    29+n   8  fingerprint of the model's weights (versions 2 and 3)
+    29+n   8  fingerprint of the model's weights (versions 2 to 4)
     37+n   4  CRC-32 of every header byte before it
     41+n   4  CRC-32 of payload bytes followed by alpha bytes
     45+n      payload, then alpha (PNG), then nothing
 
+Version 4 inserts a u32 metadata length ``M`` at ``37+n`` (the CRCs move to
+``41+n`` and ``45+n``, the payload to ``49+n``), and the file ends with a
+metadata section of ``M`` bytes after the alpha plane, made of chunks (4-byte
+tag, u32 length, data): ``ICCP`` then ``EXIF``, each at most once. The
+payload CRC covers payload, alpha and metadata.
+
 A header's version follows from its content: one with a ``fingerprint`` is
 written as version 2, one without (as read from a version-1 file) as version 1,
-and one whose payload needs a newer reader (``payload_version``: an entropy
-stream with a step block needs version 3) as that version. Writing the oldest
-version that holds the file keeps it readable by as many irncodec releases as
-possible.
+one whose payload needs a newer reader (``payload_version``: an entropy
+stream with a step block needs version 3) as that version, and a file with
+metadata (``has_metadata``) as version 4. Writing the oldest version that holds
+the file keeps it readable by as many irncodec releases as possible: a file
+without metadata is byte for byte what irncodec 0.3 wrote.
 
 Reading never trusts the file: every problem (bad magic, newer version,
 truncation, checksum mismatch, absurd sizes, trailing bytes) is a
@@ -39,16 +48,20 @@ import os
 import re
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, replace
+from typing import BinaryIO, NamedTuple
 
 from .errors import ConfigError, FormatError, PayloadChecksumError
 from .lr_codecs import codec_ids
 
 #: The newest version irncodec writes (only for files that need it: see Header.version);
 #: every version in READ_VERSIONS is still read.
-FORMAT_VERSION = 3
-READ_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READ_VERSIONS = (1, 2, 3, 4)
+#: The versions that changed what a payload may hold (``Header.payload_version``).
+PAYLOAD_VERSIONS = (1, 2, 3)
+#: The first version with a metadata section (ICC profile, EXIF).
+METADATA_VERSION = 4
 MAGIC = b"\x89IRN"
 
 SUPPORTED_SCALES = (2, 4)
@@ -57,7 +70,9 @@ MODE_IDS = {"L": 1, "RGB": 2, "LA": 3, "RGBA": 4}
 MODES_WITH_ALPHA = ("LA", "RGBA")
 
 FLAG_ALPHA = 0x01
-KNOWN_FLAGS = FLAG_ALPHA
+#: Version 4: a metadata section follows the alpha plane (reserved, so 0, in versions 1 to 3).
+FLAG_METADATA = 0x02
+KNOWN_FLAGS = FLAG_ALPHA | FLAG_METADATA
 
 MAX_MODEL_NAME = 64
 MAX_DIMENSION = 65535
@@ -67,17 +82,29 @@ MAX_DIMENSION = 65535
 MAX_PIXELS_DEFAULT = 1024 * 1024 * 1024 // 4 // 3
 #: Largest payload (and alpha plane) length a reader accepts, checked before reading.
 MAX_PAYLOAD_BYTES = 2**30
+#: Largest metadata section a reader accepts (checked before reading), and largest chunk in it.
+MAX_METADATA_BYTES = 2**24
+MAX_METADATA_CHUNK = 2**22
+#: Metadata chunks in the order they must appear: tag in the file -> ``Metadata`` field.
+METADATA_TAGS = {b"ICCP": "icc_profile", b"EXIF": "exif"}
+#: What an EXIF chunk starts with: a TIFF header, little- or big-endian.
+TIFF_HEADERS = (b"II*\x00", b"MM\x00*")
+#: An ICC profile's header is 128 bytes, with the signature ``acsp`` at offset 36.
+ICC_HEADER_SIZE = 128
 MAX_PIXELS_ENV = "IRNCODEC_MAX_PIXELS"
 
 _PREFIX = struct.Struct("<4sBBB")          # magic, version, flags, name length
 _FIELDS = struct.Struct("<BIIBBBBBII")     # scale .. alpha length
 _CRCS = struct.Struct("<II")               # header crc, payload crc
+_META_LEN = struct.Struct("<I")            # metadata length (version 4)
+_CHUNK = struct.Struct("<4sI")             # metadata chunk: tag, length
 #: Length of the weights fingerprint (version 2).
 FINGERPRINT_SIZE = 8
 #: Header size without the model name, by version: the header is this + n bytes.
-HEADER_FIXED_SIZES = {1: _PREFIX.size + _FIELDS.size + _CRCS.size,                      # 37
-                      2: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size,   # 45
-                      3: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size}   # 45
+HEADER_FIXED_SIZES = {1: _PREFIX.size + _FIELDS.size + _CRCS.size,                                    # 37
+                      2: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size,                 # 45
+                      3: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size,                 # 45
+                      4: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _META_LEN.size + _CRCS.size}  # 49
 HEADER_FIXED_SIZE = HEADER_FIXED_SIZES[FORMAT_VERSION]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -109,13 +136,17 @@ class Header:
     fingerprint: bytes | None = None
     #: The oldest format version whose readers decode the payload
     #: (``LRCodec.format_version``): 3 for an entropy stream with a step block.
+    #: As read from a file: 3 for versions 3 and 4, whose payloads may have one.
     payload_version: int = 1
+    #: Whether the file carries a metadata section (``IrnFile.metadata``): version 4.
+    has_metadata: bool = False
 
     @property
     def version(self) -> int:
-        """The format version this header is written in: the payload's if newer,
-        else 2 with a fingerprint, else 1."""
-        return max(self.payload_version, 1 if self.fingerprint is None else 2)
+        """The format version this header is written in: 4 with metadata, else the
+        payload's if newer, else 2 with a fingerprint, else 1."""
+        return max(self.payload_version, 1 if self.fingerprint is None else 2,
+                   METADATA_VERSION if self.has_metadata else 1)
 
     @property
     def lr_width(self) -> int:
@@ -129,12 +160,35 @@ class Header:
 
 
 @dataclass(frozen=True)
+class Metadata:
+    """What a file carries about its image besides the pixels (version 4): the ICC
+    profile, stored as it was (pixels are not colour-converted), and the EXIF data as
+    a TIFF structure (``II*\\0`` or ``MM\\0*`` first, no ``Exif\\0\\0`` prefix), whose
+    Orientation is 1 when the encoder turned the pixels upright (images read from
+    files: :func:`irncodec.imageio.load_image`). ``b""``: none."""
+
+    icc_profile: bytes = b""
+    exif: bytes = b""
+
+    def __bool__(self) -> bool:
+        return bool(self.icc_profile or self.exif)
+
+    def describe(self) -> str:
+        """One line for ``irncodec info``: ``ICC profile 3144 bytes, EXIF 1200 bytes`` or ``none``."""
+        parts = [f"{label} {len(data)} bytes" for label, data in
+                 (("ICC profile", self.icc_profile), ("EXIF", self.exif)) if data]
+        return ", ".join(parts) or "none"
+
+
+@dataclass(frozen=True)
 class IrnFile:
-    """A parsed ``.irn`` file: header, LR payload and the PNG-coded alpha plane (or b"")."""
+    """A parsed ``.irn`` file: header, LR payload, the PNG-coded alpha plane (or b"")
+    and metadata (version 4; ``header.has_metadata`` says whether there is any)."""
 
     header: Header
     payload: bytes
     alpha: bytes = b""
+    metadata: Metadata = Metadata()
 
     @property
     def has_alpha(self) -> bool:
@@ -144,7 +198,11 @@ class IrnFile:
     def size(self) -> int:
         """Length in bytes of the serialized file, without serializing it."""
         return (HEADER_FIXED_SIZES[self.header.version] + len(self.header.model)
-                + len(self.payload) + len(self.alpha))
+                + len(self.payload) + len(self.alpha) + _metadata_size(self.metadata))
+
+    def with_metadata(self, metadata: Metadata) -> IrnFile:
+        """This file with other metadata (``Metadata()``: none), the header's flag to match."""
+        return replace(self, header=replace(self.header, has_metadata=bool(metadata)), metadata=metadata)
 
     def bits_per_pixel(self) -> float:
         """Whole-file size in bits per original pixel: the rate a benchmark reports."""
@@ -209,10 +267,35 @@ def _header_problem(h: Header, alpha_len: int, max_pixels: int) -> str | None:
         return f"an alpha plane is stored but the image mode {h.mode} has no alpha"
     if h.fingerprint is not None and (not isinstance(h.fingerprint, bytes) or len(h.fingerprint) != FINGERPRINT_SIZE):
         return f"the weights fingerprint must be {FINGERPRINT_SIZE} bytes, got {h.fingerprint!r}"
-    if not _is_int(h.payload_version) or h.payload_version not in READ_VERSIONS:
-        return f"payload version must be one of {', '.join(map(str, READ_VERSIONS))}, got {h.payload_version!r}"
-    if h.payload_version >= 2 and h.fingerprint is None:
-        return f"a version-{h.payload_version} file needs the weights fingerprint"
+    if not _is_int(h.payload_version) or h.payload_version not in PAYLOAD_VERSIONS:
+        return f"payload version must be one of {', '.join(map(str, PAYLOAD_VERSIONS))}, got {h.payload_version!r}"
+    if not isinstance(h.has_metadata, bool):
+        return f"has_metadata must be True or False, got {h.has_metadata!r}"
+    if h.version >= 2 and h.fingerprint is None:
+        return f"a version-{h.version} file needs the weights fingerprint"
+    return None
+
+
+def _metadata_size(md: Metadata) -> int:
+    """Length of the metadata section: 8 bytes of tag and length per chunk, plus its data."""
+    return sum(_CHUNK.size + len(data) for data in (md.icc_profile, md.exif) if data)
+
+
+def metadata_problem(md: Metadata) -> str | None:
+    """Why metadata cannot be stored or accepted, or None if it is fine."""
+    if not isinstance(md, Metadata):
+        return f"metadata must be a Metadata, got {type(md).__name__}"
+    for field, label in (("icc_profile", "ICC profile"), ("exif", "EXIF data")):
+        data = getattr(md, field)
+        if not isinstance(data, bytes):
+            return f"the {label} must be bytes, got {type(data).__name__}"
+        if len(data) > MAX_METADATA_CHUNK:
+            return f"the {label} is {len(data)} bytes, over the limit of {MAX_METADATA_CHUNK} bytes"
+    icc, exif = md.icc_profile, md.exif
+    if icc and (len(icc) < ICC_HEADER_SIZE or icc[36:40] != b"acsp"):
+        return "the ICC profile is not one (shorter than 128 bytes, or no 'acsp' signature at offset 36)"
+    if exif and not exif.startswith(TIFF_HEADERS):
+        return "the EXIF data does not start with a TIFF header (II*\\0 or MM\\0*)"
     return None
 
 
@@ -226,11 +309,18 @@ def _length_problem(what: str, length: int, minimum: int) -> str | None:
 
 # --- writing ------------------------------------------------------------------------------
 
+def pack_metadata(md: Metadata) -> bytes:
+    """The metadata section of ``md`` (b"" for none): its chunks in the order of ``METADATA_TAGS``."""
+    return b"".join(_CHUNK.pack(tag, len(data)) + data
+                    for tag, field in METADATA_TAGS.items() if (data := getattr(md, field)))
+
+
 def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
     """Serialize an ``IrnFile``; raises ValueError for values a reader would reject.
 
-    The file's version is ``Header.version``: 3 when the payload needs it, 2 with
-    a weights fingerprint, 1 without (a header read from a version-1 file).
+    The file's version is ``Header.version``: 4 with metadata, 3 when the payload
+    needs it, 2 with a weights fingerprint, 1 without (a header read from a
+    version-1 file). A file without metadata is written as before version 4 existed.
     """
     h = f.header
     if not isinstance(f.payload, (bytes, bytearray, memoryview)):
@@ -240,17 +330,25 @@ def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
     payload, alpha = bytes(f.payload), bytes(f.alpha)
     problem = (_header_problem(h, len(alpha), max_pixels_limit(max_pixels))
                or _length_problem("LR payload", len(payload), 1)
-               or _length_problem("alpha plane", len(alpha), 0))
+               or _length_problem("alpha plane", len(alpha), 0)
+               or metadata_problem(f.metadata))
+    if not problem and h.has_metadata != bool(f.metadata):
+        problem = ("the header's has_metadata does not say whether the file has metadata "
+                   "(IrnFile.with_metadata sets both)")
     if problem:
         raise ValueError(f"cannot pack .irn file: {problem}")
+    meta = pack_metadata(f.metadata)
 
     name = h.model.encode("ascii")
-    head = _PREFIX.pack(MAGIC, h.version, FLAG_ALPHA if alpha else 0, len(name)) + name
+    flags = (FLAG_ALPHA if alpha else 0) | (FLAG_METADATA if meta else 0)
+    head = _PREFIX.pack(MAGIC, h.version, flags, len(name)) + name
     head += _FIELDS.pack(h.scale, h.width, h.height, MODE_IDS[h.mode], h.pad_x, h.pad_y,
                          codec_ids()[h.codec], h.quality, len(payload), len(alpha))
     head += h.fingerprint or b""
-    crcs = _CRCS.pack(zlib.crc32(head), zlib.crc32(alpha, zlib.crc32(payload)))
-    return head + crcs + payload + alpha
+    if h.version >= METADATA_VERSION:
+        head += _META_LEN.pack(len(meta))
+    crcs = _CRCS.pack(zlib.crc32(head), zlib.crc32(meta, zlib.crc32(alpha, zlib.crc32(payload))))
+    return head + crcs + payload + alpha + meta
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -275,8 +373,18 @@ def _count_rest(stream: BinaryIO) -> int:
     return count
 
 
-def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, int]:
-    """Header, payload length, alpha length and payload CRC, all validated."""
+class _Parsed(NamedTuple):
+    """A validated header and the lengths and checksum that follow it in the file."""
+
+    header: Header
+    payload_len: int
+    alpha_len: int
+    meta_len: int
+    payload_crc: int
+
+
+def _parse_header(stream: BinaryIO, max_pixels: int) -> _Parsed:
+    """Header, payload, alpha and metadata lengths, and payload CRC, all validated."""
     prefix = read_upto(stream, _PREFIX.size)
     if not prefix:
         raise FormatError("not an .irn file (empty)")
@@ -300,13 +408,16 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
     fields_end = name_len + _FIELDS.size
     crcs_start = len(rest) - _CRCS.size
     head = prefix + rest[:crcs_start]
-    fingerprint = rest[fields_end:crcs_start] if version >= 2 else None
+    fingerprint_end = fields_end + FINGERPRINT_SIZE if version >= 2 else fields_end
+    fingerprint = rest[fields_end:fingerprint_end] if version >= 2 else None
+    meta_len = _META_LEN.unpack_from(rest, fingerprint_end)[0] if version >= METADATA_VERSION else 0
     header_crc, payload_crc = _CRCS.unpack(rest[crcs_start:])
     if zlib.crc32(head) != header_crc:
         raise FormatError("header checksum mismatch: file is corrupt")
 
-    if flags & ~KNOWN_FLAGS:
-        raise FormatError(f"reserved flag bits 0x{flags & ~KNOWN_FLAGS:02x} are set "
+    known_flags = KNOWN_FLAGS if version >= METADATA_VERSION else FLAG_ALPHA
+    if flags & ~known_flags:
+        raise FormatError(f"reserved flag bits 0x{flags & ~known_flags:02x} are set "
                           "(file is corrupt or from a newer writer)")
     name = rest[:name_len]
     if not _NAME_RE_BYTES.fullmatch(name):
@@ -321,30 +432,67 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> tuple[Header, int, int, 
     if bool(flags & FLAG_ALPHA) != (alpha_len > 0):
         raise FormatError(f"alpha flag is {'set' if flags & FLAG_ALPHA else 'clear'} "
                           f"but the alpha length is {alpha_len}")
+    if bool(flags & FLAG_METADATA) != (meta_len > 0):
+        raise FormatError(f"metadata flag is {'set' if flags & FLAG_METADATA else 'clear'} "
+                          f"but the metadata length is {meta_len}")
+    if version >= METADATA_VERSION and not meta_len:
+        raise FormatError(f"a version-{version} file without metadata (files without it are version 2 or 3)")
     header = Header(model=name.decode("ascii"), scale=scale, width=width, height=height,
                     mode=_MODE_NAMES[mode_id], pad_x=pad_x, pad_y=pad_y,
                     codec=codec_names[codec_id], quality=quality, fingerprint=fingerprint,
-                    payload_version=3 if version >= 3 else 1)
+                    payload_version=3 if version >= 3 else 1, has_metadata=meta_len > 0)
     problem = (_header_problem(header, alpha_len, max_pixels)
                or _length_problem("LR payload", payload_len, 1)
                or _length_problem("alpha plane", alpha_len, 0))
+    if not problem and meta_len > MAX_METADATA_BYTES:
+        problem = f"metadata length {meta_len} exceeds the limit of {MAX_METADATA_BYTES} bytes"
     if problem:
         raise FormatError(problem)
-    return header, payload_len, alpha_len, payload_crc
+    return _Parsed(header, payload_len, alpha_len, meta_len, payload_crc)
+
+
+def _parse_metadata(data: bytes) -> Metadata:
+    """The metadata section's chunks, or a FormatError saying what is wrong with them."""
+    found: dict[str, bytes] = {}
+    tags = list(METADATA_TAGS)
+    next_tag, at = 0, 0
+    while at < len(data):
+        if len(data) - at < _CHUNK.size:
+            raise FormatError(f"metadata section ends inside a chunk header ({len(data) - at} bytes left)")
+        tag, length = _CHUNK.unpack_from(data, at)
+        if tag not in METADATA_TAGS:
+            raise FormatError(f"unknown metadata chunk {tag!r} (this irncodec knows "
+                              f"{', '.join(t.decode() for t in tags)})")
+        if tags.index(tag) < next_tag:
+            raise FormatError(f"metadata chunk {tag.decode()} repeated or out of order "
+                              f"(chunks are {', '.join(t.decode() for t in tags)}, each at most once, in that order)")
+        if not 1 <= length <= MAX_METADATA_CHUNK:
+            raise FormatError(f"metadata chunk {tag.decode()} has length {length} (must be 1..{MAX_METADATA_CHUNK})")
+        if length > len(data) - at - _CHUNK.size:
+            raise FormatError(f"metadata chunk {tag.decode()} of {length} bytes runs past the metadata section")
+        found[METADATA_TAGS[tag]] = data[at + _CHUNK.size:at + _CHUNK.size + length]
+        next_tag, at = tags.index(tag) + 1, at + _CHUNK.size + length
+    metadata = Metadata(**found)
+    problem = metadata_problem(metadata)
+    if problem:
+        raise FormatError(f"bad metadata: {problem}")
+    return metadata
 
 
 def _read_stream(stream: BinaryIO, max_pixels: int) -> IrnFile:
-    header, payload_len, alpha_len, payload_crc = _parse_header(stream, max_pixels)
-    body = read_upto(stream, payload_len + alpha_len)
-    if len(body) < payload_len + alpha_len:
-        raise FormatError(f"truncated .irn file: payload and alpha need {payload_len + alpha_len} "
-                          f"bytes, got {len(body)}")
+    header, payload_len, alpha_len, meta_len, payload_crc = _parse_header(stream, max_pixels)
+    size = payload_len + alpha_len + meta_len
+    body = read_upto(stream, size)
+    if len(body) < size:
+        what = "payload, alpha and metadata" if meta_len else "payload and alpha"
+        raise FormatError(f"truncated .irn file: {what} need {size} bytes, got {len(body)}")
     trailing = _count_rest(stream)
     if trailing:
         raise FormatError(f"{trailing} unexpected trailing bytes after the end of the .irn file")
     if zlib.crc32(body) != payload_crc:
         raise PayloadChecksumError("payload checksum mismatch: file is corrupt")
-    return IrnFile(header, body[:payload_len], body[payload_len:])
+    metadata = _parse_metadata(body[payload_len + alpha_len:]) if meta_len else Metadata()
+    return IrnFile(header, body[:payload_len], body[payload_len:payload_len + alpha_len], metadata)
 
 
 def _as_stream(data: bytes | bytearray | memoryview) -> BinaryIO:
@@ -359,15 +507,16 @@ def unpack(data: bytes | bytearray | memoryview, max_pixels: int | None = None) 
 
 
 def split_payload(data: bytes) -> tuple[bytes, IrnFile]:
-    """(the file without its payload: header then alpha plane; the parsed file) of valid ``.irn``
+    """(the file without its payload: header, alpha plane, metadata; the parsed file) of valid ``.irn``
     bytes, for carrying the rest of a file inside a standard image file (:mod:`irncodec.viewable`)."""
     f = unpack(data)
-    head = len(data) - len(f.payload) - len(f.alpha)
+    head = HEADER_FIXED_SIZES[f.header.version] + len(f.header.model)
     return data[:head] + data[head + len(f.payload):], f
 
 
 def join_payload(rest: bytes, payload: bytes) -> bytes:
-    """The ``.irn`` bytes ``split_payload`` split; FormatError if ``rest`` is no header plus alpha."""
+    """The ``.irn`` bytes ``split_payload`` split; FormatError if ``rest`` is no header (plus alpha
+    and metadata)."""
     stream = _as_stream(rest)
     _parse_header(stream, max_pixels_limit())
     head = stream.tell()
@@ -399,5 +548,5 @@ def peek_header(source: bytes | bytearray | memoryview | str | os.PathLike | Bin
     """Only the validated header (no payload read or checked): cheap for listing files."""
     limit = max_pixels_limit(max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _parse_header(_as_stream(source), limit)[0]
-    return _open_source(source, lambda stream: _parse_header(stream, limit)[0])  # type: ignore[return-value]
+        return _parse_header(_as_stream(source), limit).header
+    return _open_source(source, lambda stream: _parse_header(stream, limit).header)  # type: ignore[return-value]

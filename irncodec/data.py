@@ -26,8 +26,9 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def load_rgb_uint8(path: Path) -> Tensor:
-    """An image file as a uint8 tensor [3,H,W], read as the codec reads its inputs."""
-    img = load_image(path).convert("RGB")
+    """An image file as a uint8 tensor [3,H,W], read as the codec reads its inputs
+    (the first frame of a file of several: training takes any image it is given)."""
+    img = load_image(path, frame=0).convert("RGB")
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
     return data.view(img.height, img.width, 3).permute(2, 0, 1).contiguous()
 

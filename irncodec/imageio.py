@@ -16,6 +16,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import metadata
 from .errors import CodecError, FormatError, ImageError
 from .lr_codecs.pillow import PNG_END
 
@@ -36,22 +37,26 @@ _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 # --- loading ---------------------------------------------------------------------
 
-def load_image(source: str | os.PathLike | BinaryIO) -> Image.Image:
+def load_image(source: str | os.PathLike | BinaryIO, frame: int | None = None) -> Image.Image:
     """Read an image file fully into memory, upright, or raise ImageError.
 
     The pixels are decoded now (not lazily) so that a bad file fails here with
     a clear message rather than deep inside the codec, and the EXIF orientation
-    is applied so the image is encoded the way viewers show it. Pillow's
-    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) stays on: images over
-    it are refused rather than risking memory exhaustion. Multi-frame files
-    (GIF, APNG, TIFF) give their first frame.
+    is applied so the image is encoded the way viewers show it; ``info["exif"]``
+    then says Orientation 1 (see :mod:`irncodec.metadata`), and
+    ``info["icc_profile"]`` is the file's profile. Pillow's decompression-bomb
+    limit (``Image.MAX_IMAGE_PIXELS``) stays on: images over it are refused
+    rather than risking memory exhaustion.
+
+    A file of several frames (animated GIF, WebP or PNG, multi-page TIFF) is
+    an ImageError unless ``frame`` (0 for the first) picks one: see :func:`select_frame`.
     """
     if isinstance(source, (str, os.PathLike)):
         name = os.fsdecode(os.fspath(source))
         fp = _open_file(source, name)
         with fp:
-            return _read_image(fp, name)
-    return _read_image(source, getattr(source, "name", "<stream>"))
+            return _read_image(fp, name, frame)
+    return _read_image(source, getattr(source, "name", "<stream>"), frame)
 
 
 def _open_file(path: str | os.PathLike, name: str) -> BinaryIO:
@@ -68,8 +73,8 @@ def _open_file(path: str | os.PathLike, name: str) -> BinaryIO:
         raise ImageError(f"cannot open {name}: {err.strerror or err}") from None
 
 
-def _read_image(fp: BinaryIO, name: str) -> Image.Image:
-    """Decode the first frame of an open file and apply its EXIF orientation."""
+def _read_image(fp: BinaryIO, name: str, frame: int | None) -> Image.Image:
+    """Decode one frame of an open file and apply its EXIF orientation."""
     fp = _seekable(fp, name)
     if _is_empty(fp, name):
         raise ImageError(f"empty file: {name}")
@@ -78,8 +83,16 @@ def _read_image(fp: BinaryIO, name: str) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(fp) as img:
+                select_frame(img, frame, name)
                 img.load()
-                return ImageOps.exif_transpose(img)  # a copy, detached from fp
+                exif = img.info.get("exif")
+                upright = ImageOps.exif_transpose(img)  # a copy, detached from fp
+                upright.info.pop("exif", None)  # Pillow's rewrite, if it turned the image
+                if tiff := metadata.exif_tiff(exif):
+                    upright.info["exif"] = metadata.EXIF_PREFIX + metadata.reset_orientation(tiff)
+                return upright
+        except ImageError:
+            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ImageError(f"image too large: {name} ({err})") from None
         except UnidentifiedImageError:
@@ -87,6 +100,51 @@ def _read_image(fp: BinaryIO, name: str) -> Image.Image:
                              "or a format Pillow cannot read") from None
         except Exception as err:
             raise ImageError(f"cannot read image {name}: {err}") from err
+
+
+#: Multi-Picture (MPO) types of pictures that are views of their own, not previews
+#: or auxiliary images (CIPA DC-007: panorama, disparity, multi-angle).
+_MPO_VIEW_TYPES = ("Multi-Frame Image (Panorama)", "Multi-Frame Image: (Disparity)",
+                   "Multi-Frame Image: (Multi-Angle)")
+
+
+def frame_count(img: Image.Image) -> int:
+    """How many images a file holds that encoding must choose between.
+
+    Every frame of an animation or page of a TIFF counts. A JPEG with
+    Multi-Picture data (MPO) whose other pictures are only previews or
+    auxiliary images (large thumbnails, gain maps: what cameras and phones
+    add) is one image, its primary picture, which every JPEG viewer shows.
+    """
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1 and img.format == "MPO":
+        entries = getattr(img, "mpinfo", {}).get(0xB002, [])
+        types = [entry.get("Attribute", {}).get("MPType") for entry in entries[1:]]
+        if not any(t in _MPO_VIEW_TYPES for t in types):
+            return 1
+    return frames
+
+
+def select_frame(img: Image.Image, frame: int | None, name: str) -> None:
+    """Seek ``img`` to ``frame`` (0 for the first), checked against the frames it has.
+
+    Without a frame, an image of several (``frame_count``) is an ImageError
+    naming the choice to make: irncodec stores one image, and never drops the
+    others without being told.
+    """
+    frames = getattr(img, "n_frames", 1)
+    if frame is None:
+        count = frame_count(img)
+        if count > 1:
+            kind = "pages" if img.format == "TIFF" else "frames"
+            raise ImageError(f"{name} has {count} {kind} and an .irn file holds one image: choose one with "
+                             f"--frame N (frame=N in Python), 0 for the first to {count - 1} for the last")
+        return
+    if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame < frames:
+        has = "one frame, 0" if frames == 1 else f"{frames} frames, 0 to {frames - 1}"
+        raise ImageError(f"{name} has no frame {frame!r}: it has {has}")
+    if frame != img.tell():
+        img.seek(frame)
 
 
 #: Most bytes read from a stream that cannot seek (a pipe) before giving up:

@@ -1,13 +1,17 @@
 """Pillow plugin: ``Image.open("x.irn")`` and ``im.save("x.irn", quality=75)`` after ``import irncodec``.
 
 Registered the way Pillow's own format plugins are (open with a prefix check,
-save, the ``.irn`` extension, a MIME type). Opening reads only the header, so
-``size``, ``mode`` and ``info`` are known at once; the network runs when the
-pixels are first needed (``load()``, or any operation that loads), decoding
-as :func:`irncodec.decode` does with the model the file names.
+save, the ``.irn`` extension, a MIME type). Opening reads only the header (and,
+for a file that carries an ICC profile or EXIF data, the rest of the file to
+put them in ``info["icc_profile"]`` and ``info["exif"]``), so ``size``,
+``mode`` and ``info`` are known at once; the network runs when the pixels are
+first needed (``load()``, or any operation that loads), decoding as
+:func:`irncodec.decode` does with the model the file names.
 
 Saving takes :func:`irncodec.encode`'s options as keywords: ``quality``,
-``codec``, ``scale``, ``model``, ``subsampling``, ``target_bpp``.
+``codec``, ``scale``, ``model``, ``subsampling``, ``target_bpp``,
+``keep_metadata``, ``frame``. As with Pillow's own single-image formats, an
+image of several frames saves its current one unless ``frame`` says otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from . import container
 
 FORMAT = "IRN"
 MIME = "image/x-irn"
-_SAVE_OPTIONS = ("quality", "codec", "scale", "model", "subsampling", "target_bpp")
+_SAVE_OPTIONS = ("quality", "codec", "scale", "model", "subsampling", "target_bpp", "keep_metadata", "frame")
 
 
 def _accept(prefix: bytes) -> bool:
@@ -40,6 +44,11 @@ class IrnImageFile(ImageFile.ImageFile):
         self._mode = header.mode
         self.info.update({"irn_model": header.model, "irn_scale": header.scale, "irn_codec": header.codec,
                           "irn_quality": header.quality, "irn_version": header.version})
+        if header.has_metadata:
+            from .metadata import to_info
+
+            self.fp.seek(0)
+            self.info.update(to_info(container.read(cast(BinaryIO, self.fp)).metadata))
         self.tile = []  # no Pillow decoder: load() runs irncodec's
 
     def load(self) -> Any:
@@ -67,6 +76,8 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         raise CodecError(f"saving as .irn does not take {', '.join(unknown)} "
                          f"(options: {', '.join(_SAVE_OPTIONS)})")
     options = {k: im.encoderinfo[k] for k in _SAVE_OPTIONS if k in im.encoderinfo}
+    if getattr(im, "n_frames", 1) > 1:
+        options.setdefault("frame", im.tell())
     fp.write(encode(im, **options))
 
 

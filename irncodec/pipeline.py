@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import container, imageio, tensors, tiling, zoo
-from .container import Header, IrnFile
+from . import container, imageio, metadata, tensors, tiling, zoo
+from .container import Header, IrnFile, Metadata
 from .errors import ImageError, ModelError
 from .lr_codecs import LRCodec, get_codec
 from .models import IRN
@@ -35,20 +35,35 @@ ImageSource = Image.Image | str | os.PathLike | BinaryIO | bytes | bytearray | m
 _ARRAY_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # by channels
 
 
-def as_image(image: ImageSource) -> Image.Image:
-    """The input of ``encode`` as a fully loaded PIL image, or one clear ImageError."""
+def as_image(image: ImageSource, frame: int | None = None) -> Image.Image:
+    """The input of ``encode`` as a fully loaded PIL image, or one clear ImageError.
+
+    A file (path, file object, bytes) is read upright (:func:`imageio.load_image`);
+    a PIL image is taken as it is, pixels and ``info`` (its EXIF orientation too).
+    An input of several frames needs ``frame`` (0 for the first) to say which.
+    """
     if isinstance(image, Image.Image):
         try:
-            image.load()
+            if frame is None and getattr(image, "n_frames", 1) == 1:
+                image.load()
+                return image
+            position = image.tell()
+            imageio.select_frame(image, frame, "the image")
+            try:
+                image.load()
+                return image.copy()
+            finally:
+                image.seek(position)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise ImageError(f"cannot read the image: {exc}") from None
-        return image
     if isinstance(image, np.ndarray):
+        if frame not in (None, 0):
+            raise ImageError(f"an array is one image: there is no frame {frame!r}")
         return _array_image(image)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return imageio.load_image(io.BytesIO(bytes(image)))
+        return imageio.load_image(io.BytesIO(bytes(image)), frame)
     if isinstance(image, (str, os.PathLike)) or callable(getattr(image, "read", None)):
-        return imageio.load_image(image)
+        return imageio.load_image(image, frame)
     raise ImageError(f"cannot encode a {type(image).__name__}: give a PIL image, a path, a binary file, "
                      "an image file's bytes or a uint8 array")
 
@@ -105,11 +120,13 @@ def upscale(model: IRN, lr_image: Image.Image, size: tuple[int, int],
 
 
 class Source:
-    """An input image split the way every encode needs it: RGB, alpha plane, mode."""
+    """An input image split the way every encode needs it: RGB, alpha plane, mode, and
+    the metadata the file carries (none when ``keep_metadata`` is False)."""
 
-    def __init__(self, image: ImageSource) -> None:
-        img = as_image(image)
+    def __init__(self, image: ImageSource, keep_metadata: bool = True, frame: int | None = None) -> None:
+        img = as_image(image, frame)
         _check_size(img)
+        self.metadata = metadata.from_image(img) if keep_metadata else Metadata()
         self.rgb, alpha, self.mode = imageio.split_alpha(img)
         self.alpha = imageio.encode_alpha(alpha) if alpha is not None else b""
 
@@ -124,8 +141,9 @@ class Source:
             model=zoo.model_name_for(model_ref), scale=net.scale, width=self.rgb.width, height=self.rgb.height,
             mode=self.mode, pad_x=padding[0], pad_y=padding[1], codec=lr_codec.name, quality=quality,
             fingerprint=zoo.fingerprint(net), payload_version=lr_codec.format_version(payload),
+            has_metadata=bool(self.metadata),
         )
-        return IrnFile(header, payload, self.alpha)
+        return IrnFile(header, payload, self.alpha, self.metadata)
 
 
 def load_encoder(codec: str, quality: int | None, scale: int | None, model: str | None,

@@ -73,13 +73,15 @@ def largest_fitting(low: int, high: int, size_of: Callable[[int], int], budget: 
 
 def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: int | None = None,
                      subsampling: str | None = None, device: str | torch.device = "cpu",
-                     extra_bytes: int = 0) -> RateControlled:
+                     extra_bytes: int = 0, keep_metadata: bool = True,
+                     frame: int | None = None) -> RateControlled:
     """The ``.irn`` file of best RGB PSNR with at most ``target_bpp`` bits per pixel.
 
     ``codec`` and ``scale`` restrict the search to those; ``subsampling``
     applies to JPEG; ``extra_bytes`` is kept free for what the file will grow
-    by afterwards (a viewable wrapper, :mod:`irncodec.viewable`). Raises
-    CodecError when no file fits the target.
+    by afterwards (a viewable wrapper, :mod:`irncodec.viewable`). The metadata
+    kept (``keep_metadata``, ``frame``: as for :func:`irncodec.encode`) counts
+    towards the size. Raises CodecError when no file fits the target.
     """
     try:
         target = float(target_bpp)
@@ -89,7 +91,7 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
         raise CodecError(f"target bits per pixel must be positive and finite, got {target_bpp!r}")
     if scale is not None and scale not in zoo.DEFAULT_MODELS:
         raise CodecError(f"unsupported scale {scale}: choose from {sorted(zoo.DEFAULT_MODELS)}")
-    source = Source(image)
+    source = Source(image, keep_metadata, frame)
     budget = int(target * source.pixels // 8) - extra_bytes
     scales = [scale] if scale is not None else sorted(zoo.DEFAULT_MODELS)
     if codec is not None:

@@ -64,8 +64,9 @@ def write_model(folder: Path) -> str:
 
 
 def make_seeds(model: str) -> list[bytes]:
-    """Valid files: each LR codec, with and without alpha, odd sizes, and an entropy
-    stream with a step block (format version 3)."""
+    """Valid files: each LR codec, with and without alpha, odd sizes, an entropy
+    stream with a step block (format version 3), and a file with an ICC profile
+    and EXIF data (format version 4)."""
     from PIL import Image
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -87,6 +88,11 @@ def make_seeds(model: str) -> list[bytes]:
     lr, pad_x, pad_y = downscale(net, source.rgb)
     stepped = get_codec("entropy", coder=net.lr_coder, step=1.6)
     seeds.append(container.pack(source.file(net, model, stepped, 3, stepped.encode(lr, 3), (pad_x, pad_y))))
+    img = photo_like(10, 6)
+    exif = Image.Exif()
+    exif[0x010F] = "fuzz"
+    img.info.update(icc_profile=bytes(36) + b"acsp" + bytes(92), exif=exif.tobytes())
+    seeds.append(irncodec.encode(img, quality=70, codec="jpeg", model=model))
     return seeds
 
 
@@ -102,31 +108,36 @@ def variant(data: bytes, seeds: list[bytes]) -> bytes:
         payload = bytearray(seed.payload)
         for i in range(1, len(rest) - 2, 3):
             payload[struct.unpack_from("<H", rest, i)[0] % len(payload)] = rest[i + 2]
-        return _raw(seed.header, bytes(payload), seed.alpha)
+        return _raw(seed.header, bytes(payload), seed.alpha, seed.metadata)
     if kind == 1:
         payload, alpha = rest[1:] or b"\x00", seed.alpha
-        return _raw(seed.header, payload, alpha)
+        return _raw(seed.header, payload, alpha, seed.metadata)
     fields = (rest[1:] + bytes(12))[:12]
     width, height = struct.unpack("<HH", fields[:4])
     scale = (2, 4)[fields[4] % 2]
     h = Header(model=seed.header.model, scale=scale, width=width, height=height,
                mode=_MODES[fields[5] % len(_MODES)], pad_x=fields[6] % 4, pad_y=fields[7] % 4,
                codec=_CODECS[fields[8] % len(_CODECS)], quality=fields[9] % 101,
-               fingerprint=seed.header.fingerprint if fields[11] % 2 else None)
-    return _raw(h, seed.payload, seed.alpha if fields[10] % 2 else b"")
+               fingerprint=seed.header.fingerprint if fields[11] % 2 else None,
+               has_metadata=seed.header.has_metadata)
+    return _raw(h, seed.payload, seed.alpha if fields[10] % 2 else b"", seed.metadata)
 
 
-def _raw(h: Header, payload: bytes, alpha: bytes) -> bytes:
+def _raw(h: Header, payload: bytes, alpha: bytes, metadata: container.Metadata | None = None) -> bytes:
     """A file with correct CRCs for any header values, valid or not (bypasses pack's checks)."""
     import zlib
 
-    flags = container.FLAG_ALPHA if alpha else 0
+    section = container.pack_metadata(metadata) if metadata and h.has_metadata else b""
+    flags = (container.FLAG_ALPHA if alpha else 0) | (container.FLAG_METADATA if section else 0)
     name = h.model.encode()
     head = struct.pack("<4sBBB", container.MAGIC, h.version, flags, len(name)) + name
     head += struct.pack("<BIIBBBBBII", h.scale, h.width, h.height, MODE_IDS[h.mode], h.pad_x, h.pad_y,
                         codec_ids()[h.codec], h.quality, len(payload), len(alpha))
     head += h.fingerprint or b""
-    return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(payload + alpha)) + payload + alpha
+    if h.version >= container.METADATA_VERSION:
+        head += struct.pack("<I", len(section))
+    body = payload + alpha + section
+    return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(body)) + body
 
 
 def check(data: bytes, seeds: list[bytes], model: str) -> str:

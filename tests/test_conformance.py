@@ -2,13 +2,15 @@
 
 ``tests/conformance/`` holds files written by each released format version
 (``make_corpus.py``, run with that release) with the PNG each decoded to when
-written. Files are never edited or removed, and neither is any model they name.
+written, and for version 4 the ICC profile and EXIF data it decoded with.
+Files are never edited or removed, and neither is any model they name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,10 @@ def test_corpus_file_decodes_as_recorded(stem):
         assert payload[:4] == bytes(4) and int.from_bytes(payload[4:6], "little") == round(entry["step"] * 1000)
     decoded = irncodec.decode(data)
     assert decoded.mode == entry["mode"] and list(decoded.size) == entry["size"]
+    for key in ("icc_profile", "exif"):  # version 4: the metadata comes back as it was recorded
+        recorded = entry.get(f"{key}_sha256")
+        value = decoded.info.get(key)
+        assert (None if value is None else hashlib.sha256(value).hexdigest()) == recorded
     if hashlib.sha256(decoded.tobytes()).hexdigest() == entry["decoded_sha256"]:
         return
     expected = np.asarray(Image.open(CORPUS / f"{stem}.png"), dtype=np.int16)
@@ -60,6 +66,14 @@ def test_corpus_covers_every_version_and_every_shipped_model():
     stepped = {entry["model"] for entry in MANIFEST.values() if entry["version"] == 3 and "step" in entry}
     missing = set(zoo.LEVEL_MODELS["entropy"].values()) - stepped
     assert not missing, f"entropy levels without a version-3 (step block) corpus file: {missing}"
+    # version 4 is written exactly for files with metadata: ICC profile and EXIF, each alone and together,
+    # with an alpha plane and with a step block
+    v4 = [entry for entry in MANIFEST.values() if entry["version"] == 4]
+    assert all(e.get("icc_profile_sha256") or e.get("exif_sha256") for e in v4)
+    assert all(e["version"] == 4 for e in MANIFEST.values() if e.get("icc_profile_sha256") or e.get("exif_sha256"))
+    kinds = {(bool(e.get("icc_profile_sha256")), bool(e.get("exif_sha256"))) for e in v4}
+    assert kinds == {(True, False), (False, True), (True, True)}
+    assert any(e["mode"] in ("LA", "RGBA") for e in v4) and any("step" in e for e in v4)
     for mode in ("L", "LA", "RGB", "RGBA"):
         assert any(e["mode"] == mode and e["version"] == v for e in MANIFEST.values() for v in versions)
 
@@ -81,3 +95,33 @@ def test_version_1_and_2_files_hold_the_same_image():
             v2 = container.unpack((CORPUS / f"{twin}.irn").read_bytes())
             assert (v1.payload, v1.alpha) == (v2.payload, v2.alpha)
             assert entry["decoded_sha256"] == MANIFEST[twin]["decoded_sha256"]
+
+
+def test_every_corpus_file_packs_back_to_its_bytes():
+    """The writer still writes every version byte for byte as it was written: files without
+    metadata are exactly what irncodec wrote before version 4 existed."""
+    for stem in MANIFEST:
+        data = (CORPUS / f"{stem}.irn").read_bytes()
+        assert container.pack(container.unpack(data)) == data, stem
+
+
+def test_metadata_changes_nothing_but_the_metadata():
+    """Each version-4 file's input was its metadata-free twin's image with an ICC profile and
+    EXIF data, turned by a quarter and marked Orientation 6: encoding turned it upright again, so
+    payload, alpha plane and decoded image are the twin's, and the stored EXIF says Orientation 1."""
+    for stem, entry in MANIFEST.items():
+        if entry["version"] != 4:
+            continue
+        twin_stem = next(f"v{v}{stem[2:]}".replace("-icc", "").replace("-exif", "") for v in (2, 3)
+                         if f"v{v}{stem[2:]}".replace("-icc", "").replace("-exif", "") in MANIFEST)
+        f = container.unpack((CORPUS / f"{stem}.irn").read_bytes())
+        twin = container.unpack((CORPUS / f"{twin_stem}.irn").read_bytes())
+        assert (f.payload, f.alpha, f.header.width, f.header.height) == (
+            twin.payload, twin.alpha, twin.header.width, twin.header.height), stem
+        # (a version-4 header reads as payload version 3: its payload may hold a step block)
+        assert f.header == replace(twin.header, has_metadata=True, payload_version=3)
+        assert entry["decoded_sha256"] == MANIFEST[twin_stem]["decoded_sha256"]
+        if f.metadata.exif:
+            exif = Image.Exif()
+            exif.load(b"Exif\x00\x00" + f.metadata.exif)
+            assert exif[0x0112] == 1 and exif[0x010F] == "irncodec"

@@ -4,13 +4,14 @@ import contextlib
 import io
 import struct
 import zlib
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from irncodec import container
-from irncodec.container import MODE_IDS, Header, IrnFile, pack, peek_header, read, unpack
+from irncodec.container import MODE_IDS, Header, IrnFile, Metadata, pack, peek_header, read, unpack
 from irncodec.errors import ConfigError, FormatError
 from irncodec.lr_codecs import codec_ids
 
@@ -76,7 +77,7 @@ def test_layout_matches_spec():
     f = make_file(model="abc")
     data = pack(f)
     n = 3
-    assert container.FORMAT_VERSION == 3 and f.header.version == 2
+    assert container.FORMAT_VERSION == 4 and f.header.version == 2
     assert data[:4] == b"\x89IRN" and data[4] == 2 and data[5] == 0
     assert data[6] == n and data[7:7 + n] == b"abc"
     assert struct.unpack_from("<II", data, 8 + n) == (33, 20)
@@ -196,7 +197,7 @@ def test_bad_magic():
 
 
 def test_unknown_version():
-    rejects(raw(version=4), r"unsupported \.irn format version 4 \(this irncodec reads versions 1, 2, 3\)")
+    rejects(raw(version=5), r"unsupported \.irn format version 5 \(this irncodec reads versions 1, 2, 3, 4\)")
     rejects(raw(version=0), "version 0")
     rejects(raw(version=255), "version 255")
 
@@ -373,3 +374,159 @@ def test_default_pixel_limit_is_pillows():
     assert container.MAX_PIXELS_DEFAULT == Image.MAX_IMAGE_PIXELS == 89_478_485
     assert unpack(raw(width=11585, height=7723, pad_x=1, pad_y=1)).header.width == 11585  # 89,470,955 pixels
     rejects(raw(width=65534, height=4096), "declared image size 65534x4096 exceeds the limit of 89478485")
+
+
+# --- version 4: metadata ---------------------------------------------------------------------
+
+ICC = bytes(36) + b"acsp" + bytes(88) + b"profile body"   # 140 bytes: 128-byte header, signature at 36
+EXIF = b"II*\x00\x08\x00\x00\x00" + b"exif body"
+META = Metadata(icc_profile=ICC, exif=EXIF)
+
+
+def make_meta_file(metadata: Metadata = META, alpha: bytes = b"", **changes) -> IrnFile:
+    return make_file(alpha, **changes).with_metadata(metadata)
+
+
+VALID_V4 = pack(make_meta_file(alpha=b"\x89PNG alpha", mode="RGBA"))
+
+
+def chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack("<4sI", tag, len(data)) + data
+
+
+def raw_v4(section: bytes, payload: bytes = b"payload", alpha: bytes = b"", **fields) -> bytes:
+    """A version-4 file built field by field, with correct CRCs but no validation."""
+    v = dict(flags=(1 if alpha else 0) | (2 if section else 0), meta_len=len(section))
+    v.update(fields)
+    head = struct.pack("<4sBBB", container.MAGIC, 4, v["flags"], 1) + b"m"
+    head += struct.pack("<BIIBBBBBII", 2, 4, 4, 4 if alpha else 2, 0, 0, 1, 90, len(payload), len(alpha))
+    head += FP + struct.pack("<I", v["meta_len"])
+    body = payload + alpha + section
+    return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(body)) + body
+
+
+def test_version_4_layout_matches_spec():
+    f = make_meta_file(model="abc")
+    data = pack(f)
+    n = 3
+    section = chunk(b"ICCP", ICC) + chunk(b"EXIF", EXIF)
+    assert data[4] == 4 and data[5] == 0x02 and f.header.version == 4 and f.header.has_metadata
+    assert data[29 + n:37 + n] == FP
+    assert struct.unpack_from("<I", data, 37 + n)[0] == len(section) == 8 + len(ICC) + 8 + len(EXIF)
+    assert struct.unpack_from("<I", data, 41 + n)[0] == zlib.crc32(data[:41 + n])
+    assert struct.unpack_from("<I", data, 45 + n)[0] == zlib.crc32(f.payload + section)
+    assert data[49 + n:49 + n + len(f.payload)] == f.payload
+    assert data.endswith(section) and len(data) == 49 + n + len(f.payload) + len(section) == f.size
+    assert container.pack_metadata(META) == section
+
+
+def test_version_4_header_is_version_2_or_3_with_the_metadata_length():
+    """Everything before the metadata length is a version-2/3 header; stripping the metadata
+    gives back exactly the file without it."""
+    for payload_version in (1, 3):
+        bare = make_file(model="abc", payload_version=payload_version)
+        with_meta = bare.with_metadata(META)
+        v4, plain = pack(with_meta), pack(bare)
+        assert plain[4] == (2 if payload_version == 1 else 3) and plain[5] == 0
+        assert v4[6:37 + 3] == plain[6:37 + 3]
+        assert pack(with_meta.with_metadata(Metadata())) == plain
+        assert unpack(v4).with_metadata(Metadata()) == replace(bare, header=replace(bare.header, payload_version=3))
+
+
+@pytest.mark.parametrize("metadata", [META, Metadata(icc_profile=ICC), Metadata(exif=EXIF),
+                                      Metadata(exif=b"MM\x00*\x00\x00\x00\x08")])
+@pytest.mark.parametrize("alpha", [b"", b"\x89PNG alpha"])
+def test_metadata_round_trip(metadata, alpha):
+    f = make_meta_file(metadata, alpha, mode="RGBA" if alpha else "RGB")
+    data = pack(f)
+    # a version-4 file's payload may hold what version 3 allows: it reads as payload version 3
+    read_back = replace(f, header=replace(f.header, payload_version=3))
+    assert unpack(data) == read_back and pack(read_back) == data
+    assert peek_header(data) == read_back.header and peek_header(data).version == 4
+    assert len(data) == f.size
+    assert unpack(data).metadata.describe() == ", ".join(
+        p for p in (f"ICC profile {len(metadata.icc_profile)} bytes" if metadata.icc_profile else "",
+                    f"EXIF {len(metadata.exif)} bytes" if metadata.exif else "") if p)
+    assert Metadata().describe() == "none" and not Metadata()
+
+
+def test_pack_refuses_metadata_a_reader_would():
+    with pytest.raises(ValueError, match="has_metadata does not say"):
+        pack(replace(make_file(), metadata=META))
+    with pytest.raises(ValueError, match="has_metadata does not say"):
+        pack(make_file(has_metadata=True))
+    with pytest.raises(ValueError, match="version-4 file needs the weights fingerprint"):
+        pack(make_meta_file(fingerprint=None))
+    for bad, needle in ((Metadata(icc_profile=b"x" * 200), "ICC profile is not one"),
+                        (Metadata(icc_profile=ICC[:100]), "ICC profile is not one"),
+                        (Metadata(exif=b"Exif\x00\x00" + EXIF), "TIFF header"),
+                        (Metadata(exif="text"), "must be bytes"),  # type: ignore[arg-type]
+                        (Metadata(exif=EXIF + bytes(container.MAX_METADATA_CHUNK)), "over the limit")):
+        with pytest.raises(ValueError, match=needle):
+            pack(make_meta_file(bad))
+
+
+@pytest.mark.parametrize("section,needle", [
+    (chunk(b"XMP ", b"<x/>"), "unknown metadata chunk b'XMP '"),
+    (chunk(b"iccp", ICC), "unknown metadata chunk"),
+    (chunk(b"EXIF", EXIF) + chunk(b"ICCP", ICC), "ICCP repeated or out of order"),
+    (chunk(b"ICCP", ICC) + chunk(b"ICCP", ICC), "ICCP repeated or out of order"),
+    (chunk(b"EXIF", b""), "EXIF has length 0"),
+    (chunk(b"EXIF", EXIF)[:-1], "runs past the metadata section"),
+    (chunk(b"EXIF", EXIF) + b"\x00" * 5, "ends inside a chunk header"),
+    (struct.pack("<4sI", b"ICCP", container.MAX_METADATA_CHUNK + 1), "must be 1..4194304"),
+    (chunk(b"ICCP", b"x" * 200), "bad metadata: the ICC profile is not one"),
+    (chunk(b"EXIF", b"Exif\x00\x00" + EXIF), "bad metadata: the EXIF data does not start with a TIFF header"),
+])
+def test_bad_metadata_sections_are_format_errors(section, needle):
+    assert unpack(raw_v4(chunk(b"ICCP", ICC))).metadata == Metadata(icc_profile=ICC)
+    rejects(raw_v4(section), needle)
+
+
+def test_metadata_flag_and_length_must_agree():
+    section = chunk(b"EXIF", EXIF)
+    rejects(raw_v4(section, flags=0), "metadata flag is clear but the metadata length is")
+    rejects(raw_v4(b"", flags=2), "metadata flag is set but the metadata length is 0")
+    rejects(raw_v4(b""), "a version-4 file without metadata")
+    rejects(raw(flags=0x02), "reserved flag bits 0x02")  # bit 1 means nothing before version 4
+    rejects(raw_v4(section, flags=0x06), "reserved flag bits 0x04")
+    rejects(raw_v4(section, meta_len=container.MAX_METADATA_BYTES + 1), "metadata length 16777217 exceeds")
+    rejects(raw_v4(section, meta_len=len(section) + 1), "truncated .irn file: payload, alpha and metadata")
+    rejects(raw_v4(section, meta_len=len(section) - 1), "1 unexpected trailing bytes")
+
+
+def test_corrupt_metadata_is_a_payload_checksum_mismatch():
+    data = bytearray(VALID_V4)
+    data[-3] ^= 0x40  # in the EXIF chunk
+    with pytest.raises(container.PayloadChecksumError):
+        unpack(bytes(data))
+
+
+def test_every_truncation_and_byte_change_of_a_version_4_file_is_rejected():
+    for length in range(len(VALID_V4)):
+        with pytest.raises(FormatError):
+            unpack(VALID_V4[:length])
+    for i in range(len(VALID_V4)):
+        data = bytearray(VALID_V4)
+        data[i] ^= 0x5A
+        with pytest.raises(FormatError):
+            unpack(bytes(data))
+
+
+def test_split_and_join_keep_the_metadata():
+    rest, f = container.split_payload(VALID_V4)
+    assert rest == VALID_V4[:49 + len(f.header.model)] + VALID_V4[49 + len(f.header.model) + len(f.payload):]
+    assert container.join_payload(rest, f.payload) == VALID_V4
+
+
+@FAST
+@given(st.integers(0, len(VALID_V4) - 1), st.integers(0, 255), st.binary(max_size=8))
+def test_version_4_mutations_only_raise_format_error(position, value, extra):
+    data = bytearray(VALID_V4)
+    data[position] = value
+    for candidate in (bytes(data), bytes(data) + extra, bytes(data[:position]) + extra):
+        try:
+            f = unpack(candidate)
+        except FormatError:
+            continue
+        assert pack(f) == candidate

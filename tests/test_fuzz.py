@@ -56,8 +56,8 @@ def test_fuzzing_reaches_every_decode_path(target):
     """Inputs of every kind, drawn with a fixed seed: besides never raising anything
     but IrnError, enough of them must get past the container and the LR decoders for
     the network, the entropy decoder and the alpha plane to be exercised (measured:
-    56 of these 240 inputs decode, through every LR codec, with and without alpha,
-    11 of them entropy streams with a step block)."""
+    54 of these 240 inputs decode, through every LR codec, with and without alpha,
+    14 of them entropy streams with a step block, 3 files with metadata)."""
     import random
 
     seeds, model = target
@@ -82,8 +82,11 @@ def test_fuzzing_reaches_every_decode_path(target):
             tally[f"decoded {h.codec}{' +alpha' if h.mode in ('LA', 'RGBA') else ''}"] += 1
             if h.codec == "entropy" and irn.payload[:4] == bytes(4):
                 tally["decoded entropy with a step block"] += 1
+            if irn.metadata:
+                tally["decoded with metadata"] += 1
     assert tally["decoded"] >= 0.15 * 240, tally
-    for path in ("decoded jpeg", "decoded entropy", "decoded entropy +alpha", "decoded entropy with a step block"):
+    for path in ("decoded jpeg", "decoded entropy", "decoded entropy +alpha", "decoded entropy with a step block",
+                 "decoded with metadata"):
         assert tally[path] > 0, (path, tally)
     assert set(tally) - {"decoded"} - {k for k in tally if k.startswith("decoded ")} <= {
         "FormatError", "PayloadChecksumError", "CodecError", "ImageError", "ModelError"}

@@ -142,8 +142,9 @@ def test_cli_writes_reads_and_extracts_viewable_files(tmp_path, tiny_weights):
     assert result.exit_code == 0 and thumb.read_bytes() == container.read(irn).payload  # stored bytes as they are
     result = runner.invoke(main, ["encode", str(png), str(tmp_path / "x.jpg"), "-c", "webp"])
     assert result.exit_code == 1 and "use -c jpeg" in result.output
-    result = runner.invoke(main, ["decode", str(irn), str(tmp_path / "x.jpg")])
-    assert result.exit_code == 1 and "cannot write 'x.jpg'" in result.output
+    result = runner.invoke(main, ["decode", str(irn), str(tmp_path / "x.jpg")])  # lossy: only at a quality asked
+    assert result.exit_code == 1 and "JPEG is a lossy format" in result.output and "--output-quality" in result.output
+    assert not (tmp_path / "x.jpg").exists()
 
 
 def test_target_size_holds_for_a_viewable_file(tmp_path):

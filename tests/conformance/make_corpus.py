@@ -3,8 +3,9 @@
 Run it with the irncodec whose format version is to be recorded (for an older
 version, from a checkout of that release). It writes, for every shipped model,
 an ``.irn`` file of a crop of a photo, plus files of other image modes and
-sizes, and of each current entropy level at a scaled step (``STEP``, the
-format-version-3 step block); next to each, the PNG of what it decodes to; and the entries of
+sizes, of each current entropy level at a scaled step (``STEP``, the
+format-version-3 step block), and of images with an ICC profile and EXIF data (``METADATA_CASES``,
+format version 4); next to each, the PNG of what it decodes to; and the entries of
 ``manifest.json``. Existing files are never replaced: the corpus only grows,
 and ``tests/test_conformance.py`` checks that every file keeps decoding.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -33,6 +35,12 @@ EXTRA_MODELS = ("sain-x2-jpeg-small", "irn-x4-small", "irn-x2-entropy-q3-v2")
 RGB_SIZE = (41, 27)
 #: The step multiplier of the entropy levels' stepped files.
 STEP = 1.3
+#: Files with metadata (format version 4): model, mode, size as stored, step, and what the input
+#: carries: "icc" (an sRGB profile), "exif" (EXIF data with Orientation 6: the input is the crop
+#: turned a quarter turn, which encoding turns upright again).
+METADATA_CASES = [("sain-x2-jpeg-small", "RGB", RGB_SIZE, 1.0, ("icc", "exif")),
+                  ("irn-x4-small", "RGBA", (37, 23), 1.0, ("icc",)),
+                  ("irn-x2-entropy-q1", "L", (29, 19), STEP, ("exif",))]
 
 
 def codec_of(name: str) -> tuple[str, int | None]:
@@ -46,7 +54,7 @@ def codec_of(name: str) -> tuple[str, int | None]:
     return "png", None
 
 
-def encode(image: Image.Image, model: str, codec: str, quality: int | None, step: float) -> bytes:
+def encode(image: Image.Image | bytes, model: str, codec: str, quality: int | None, step: float) -> bytes:
     """The file ``irncodec.encode`` makes, or with the entropy codec's ``step`` (as rate control does)."""
     if step == 1:
         return irncodec.encode(image, quality=quality, codec=codec, model=model)
@@ -76,6 +84,30 @@ def test_image(source: Path, mode: str, size: tuple[int, int]) -> Image.Image:
     return img
 
 
+def sha256_or_none(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def with_metadata(image: Image.Image, kinds: tuple[str, ...]) -> bytes:
+    """A PNG file of ``image`` with an ICC profile and/or EXIF data that says Orientation 6
+    (its pixels then stored turned, so that a viewer shows ``image``)."""
+    from PIL import ImageCms
+
+    options: dict = {}
+    if "icc" in kinds:
+        options["icc_profile"] = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    if "exif" in kinds:
+        exif = Image.Exif()
+        exif[0x010F], exif[0x0110], exif[0x0132] = "irncodec", "conformance corpus", "2024:01:02 03:04:05"
+        exif[0x0112] = 6  # shown turned a quarter turn clockwise: store it turned the other way
+        exif[0x8769] = {0x9003: "2024:01:02 03:04:05"}
+        options["exif"] = exif.tobytes()
+        image = image.transpose(Image.Transpose.ROTATE_90)
+    out = io.BytesIO()
+    image.save(out, format="PNG", **options)
+    return out.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", type=Path, default=HERE.parents[2] / "shared/datasets/kodak/kodim23.png")
@@ -86,13 +118,16 @@ def main() -> None:
     levels = sorted(zoo.LEVEL_MODELS["entropy"].values())
     cases += [(name, "RGB", RGB_SIZE, STEP) for name in levels]
     cases += [(levels[0], mode, size, STEP) for mode, size in EXTRA_CASES]
+    all_cases = [(*case, ()) for case in cases] + METADATA_CASES
     added = 0
-    for model, mode, size, step in cases:
+    for model, mode, size, step, kinds in all_cases:
         codec, quality = codec_of(model)
-        data = encode(test_image(args.image, mode, size), model, codec, quality, step)
+        image = test_image(args.image, mode, size)
+        data = encode(with_metadata(image, kinds) if kinds else image, model, codec, quality, step)
         version = data[4]
         stepped = "" if step == 1 else f"-step{step:g}"
-        stem = f"v{version}-{model}-{codec}{quality or ''}{stepped}-{mode}-{size[0]}x{size[1]}"
+        meta = "".join(f"-{kind}" for kind in kinds)
+        stem = f"v{version}-{model}-{codec}{quality or ''}{stepped}{meta}-{mode}-{size[0]}x{size[1]}"
         if (HERE / f"{stem}.irn").exists() or stem in manifest:
             continue
         decoded = irncodec.decode(data)
@@ -101,6 +136,8 @@ def main() -> None:
         manifest[stem] = {
             "version": version, "model": model, "codec": codec, "quality": quality,
             **({} if step == 1 else {"step": step}),
+            **({"icc_profile_sha256": sha256_or_none(decoded.info.get("icc_profile")),
+                "exif_sha256": sha256_or_none(decoded.info.get("exif"))} if kinds else {}),
             "mode": decoded.mode, "size": list(decoded.size),
             "irn_sha256": hashlib.sha256(data).hexdigest(),
             "decoded_sha256": hashlib.sha256(decoded.tobytes()).hexdigest(),
