@@ -256,13 +256,7 @@ def register_exact(name: str, source: str, description: str, record: dict[str, A
     entry = dict(manifest[source])
     entry.update(description=description, arithmetic=EXACT)
     manifest[name] = entry
-    with open(MANIFEST, "w") as f:
-        json.dump(dict(sorted(manifest.items())), f, indent=2)
-        f.write("\n")
-    with open(WEIGHTS_DIR / f"{name}.json", "w") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    _load_cached.cache_clear()
+    _write_entry(manifest, name, record)
 
 
 def register(name: str, description: str, record: dict[str, Any]) -> None:
@@ -277,6 +271,11 @@ def register(name: str, description: str, record: dict[str, Any]) -> None:
         "parameters": record.get("parameters"),
         "description": description,
     }
+    _write_entry(manifest, name, record)
+
+
+def _write_entry(manifest: dict[str, dict[str, Any]], name: str, record: dict[str, Any]) -> None:
+    """Write the manifest (sorted) and model ``name``'s training record."""
     with open(MANIFEST, "w") as f:
         json.dump(dict(sorted(manifest.items())), f, indent=2)
         f.write("\n")
