@@ -37,10 +37,10 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_dists(tmp_path, monkeypatch):
-    """A torch hub cache with nothing in it."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    """An irncodec cache with nothing in it, so a user's DISTS weights are never used here."""
+    monkeypatch.setenv(metrics.CACHE_ENV, str(tmp_path / "empty-cache"))
 
 
 @pytest.fixture
@@ -231,8 +231,8 @@ def test_harness_writes_points_means_and_reports(tiny_weights, dataset, tmp_path
         "--dataset", str(dataset), "--limit", "2", "--qf", "50,90", "--model", tiny_weights[2],
         "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "DISTS needs pretrained VGG16" in result.output  # said once, column left out
-    assert result.output.count("DISTS needs") == 1
+    assert "DISTS weights not found" in result.output  # said once, column left out
+    assert result.output.count("DISTS weights not found") == 1
 
     columns, rows = _read_csv(out / "rd_points.csv")
     assert columns == [c for c in rd_rows.COLUMNS if c != "dists"]
@@ -313,47 +313,58 @@ def test_y_psnr_uses_studio_luma_and_crops_the_border():
 # --- DISTS -----------------------------------------------------------------------
 
 def test_dists_unavailable_without_cached_weights(no_dists):
-    with pytest.raises(metrics.DistsUnavailable, match="DISTS needs pretrained VGG16 and DISTS weights in"):
+    with pytest.raises(metrics.DistsUnavailable, match=r"run `python benchmarks/get_dists_weights\.py`"):
         metrics.load_dists()
 
 
-def _fake_dists_cache() -> None:
-    """Random weights of the right keys and shapes where torch hub would keep the real ones."""
-    from torchvision.models.vgg import cfgs, make_layers
+def test_dists_cache_location(tmp_path, monkeypatch):
+    monkeypatch.setenv(metrics.CACHE_ENV, str(tmp_path / "mine"))
+    assert metrics.dists_weights_path() == tmp_path / "mine" / "dists.safetensors"
+    monkeypatch.delenv(metrics.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert metrics.dists_weights_path() == tmp_path / "xdg" / "irncodec" / "dists.safetensors"
 
-    vgg_path, dists_path = metrics.dists_weight_files()
-    vgg_path.parent.mkdir(parents=True, exist_ok=True)
+
+def _fake_dists_cache() -> None:
+    """Random weights of the right names and shapes where get_dists_weights.py writes the real ones."""
+    from safetensors.torch import save_file
+
+    path = metrics.dists_weights_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    features = make_layers(cfgs["D"])
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, vgg_path)
-    alpha, beta = torch.rand(1, 1475, 1, 1), torch.rand(1, 1475, 1, 1)
-    total = alpha.sum() + beta.sum()
-    torch.save({"alpha": alpha / total, "beta": beta / total}, dists_path)
+    state = {name: torch.randn(shape) * 0.05 for name, shape in metrics.dists_state_shapes().items()}
+    state["alpha"], state["beta"] = torch.rand(1475), torch.rand(1475)
+    save_file(state, str(path))
 
 
 def test_dists_loads_from_the_cache_without_network(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    import socket
+
     _fake_dists_cache()
 
-    def no_download(*args, **kwargs):
-        raise AssertionError("DISTS tried to download weights")
+    def no_network(*args, **kwargs):
+        raise AssertionError("DISTS tried to reach the network")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
     dists = metrics.load_dists()
     x = image_to_tensor(photo_like(64, 48))
     y = image_to_tensor(photo_like(64, 48, seed=3))
     value = dists(x, y)
     assert math.isfinite(value) and value > 0
     assert dists(x, x) == pytest.approx(0.0, abs=1e-5)
+    assert dists(x, y) == value  # the reference's cached features give the same score
 
 
-def test_dists_rejects_a_malformed_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    vgg_path, dists_path = metrics.dists_weight_files()
-    vgg_path.parent.mkdir(parents=True)
-    torch.save({"features.0.weight": torch.zeros(1)}, vgg_path)
-    dists_path.write_bytes(b"not a checkpoint")
-    with pytest.raises(metrics.DistsUnavailable):
+def test_dists_rejects_a_malformed_cache():
+    from safetensors.torch import save_file
+
+    path = metrics.dists_weights_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(metrics.DistsUnavailable, match="is not valid"):
+        metrics.load_dists()
+    save_file({"conv0.weight": torch.zeros(3, 3, 3, 64)}, str(path))  # HWIO, and the rest missing
+    with pytest.raises(metrics.DistsUnavailable, match="missing"):
         metrics.load_dists()
 
 
@@ -397,15 +408,14 @@ def test_means_leave_out_nan_ms_ssim():
     assert mean["ms_ssim"] == 0.9
 
 
-def test_harness_adds_a_dists_column_when_weights_are_cached(tiny_weights, dataset, tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+def test_harness_adds_a_dists_column_when_weights_are_cached(tiny_weights, dataset, tmp_path):
     _fake_dists_cache()
     out = tmp_path / "out"
     result = CliRunner().invoke(cli.main, [
         "--dataset", str(dataset), "--limit", "1", "--qf", "80", "--codec", "jpeg", "--no-baselines",
         "--model", tiny_weights[2], "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "DISTS needs" not in result.output
+    assert "DISTS weights" not in result.output
     columns, rows = _read_csv(out / "rd_points.csv")
     assert columns == rd_rows.COLUMNS
     assert all(math.isfinite(float(r["dists"])) for r in rows)

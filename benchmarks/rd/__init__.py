@@ -8,6 +8,9 @@ header included) in bits per HR pixel. Distortion is measured on 8-bit RGB per
 image and then averaged over images, as CompressAI reports Kodak results.
 Y-PSNR crops ``scale`` border pixels (1 for the full-size codecs); MS-SSIM
 is NaN for images of 160 px or less a side and left out of that mean.
+DISTS, at full size, is added when its weights have been fetched once with
+``python benchmarks/get_dists_weights.py`` (``docs/metrics.md``); nothing is
+downloaded during a run.
 Every baseline runs in the same process on the same images.
 
 ``irncodec-envelope`` is the codec's best mean point at each rate over every
