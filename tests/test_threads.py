@@ -71,7 +71,7 @@ def test_cli_threads_option(tmp_path, tiny_weights, monkeypatch):
     photo_like(16, 12).save(png)
     runner = CliRunner()
     for args, expected in ((["--threads", "2"], 2), ([], 1)):
-        result = runner.invoke(main, ["encode", str(png), str(irn), "-m", tiny_weights[2], *args])
+        result = runner.invoke(main, ["encode", str(png), str(irn), "-m", tiny_weights[2], "-f", *args])
         assert result.exit_code == 0, result.output
         assert seen.pop() == expected
     result = runner.invoke(main, ["decode", str(irn), str(tmp_path / "o.png"), "-m", tiny_weights[2], "--threads", "1"])
