@@ -96,7 +96,7 @@ def plot_curves(summary: dict[str, dict[str, Any]], path: Path, keys: Sequence[s
         ax.set_xlim(0, max_bpp * 1.05)
         shown = [y for line in ax.get_lines() for x, y in zip(line.get_xdata(), line.get_ydata())
                  if x <= max_bpp * 1.05]
-        if shown:
+        if shown and max(shown) > min(shown):
             low, high = min(shown), max(shown)
             ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
         ax.set_xlabel("bits per pixel")
