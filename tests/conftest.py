@@ -78,3 +78,12 @@ def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
 @pytest.fixture
 def photo():
     return photo_like(48, 40)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch at one thread for the test: tiny tensors, and OpenMP would spin against other busy processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

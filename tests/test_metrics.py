@@ -43,12 +43,7 @@ EXAMPLES = {"r0.png": "f42e0b17b9113bdd86731afbf93a4e6c27001e83a55f22d0dfa8c4dff
 PUBLISHED_R0_R1 = 0.3347
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- the numpy-only unpickler ------------------------------------------------------
