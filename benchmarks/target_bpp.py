@@ -92,7 +92,7 @@ def main(dataset: Path, images: str, targets: str, out: Path) -> None:
             decoded = irncodec.decode(result.data)
             c = result.choice
             rows.append((target, name, "irncodec", len(result.data) * 8 / pixels, psnr(img, decoded),
-                         f"x{c.scale} {c.codec} q{c.quality}, {time.perf_counter() - start:.0f} s"))
+                         f"x{c.scale:g} {c.codec} q{c.quality}, {time.perf_counter() - start:.0f} s"))
             for method, (make, low, high) in methods.items():
                 found = best_within(budget, make(img), low, high)
                 if found is None:

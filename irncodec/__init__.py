@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _EXPORTS = {
     "encode": "codec", "decode": "codec", "decode_lr": "codec", "downscale": "codec", "upscale": "codec",

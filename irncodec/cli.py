@@ -298,7 +298,9 @@ def _run(jobs: list[Job], work: Callable[[Job, bool], _Done], verbose: bool, ver
 @_files_options(".irn")
 @click.option("-q", "--quality", type=int, default=None, help=_QUALITY_HELP)
 @click.option("-c", "--codec", default=None, help=_CODEC_HELP)
-@click.option("-s", "--scale", type=click.Choice(["2", "4"]), default=None, help="Downscaling factor [default: 2].")
+@click.option("-s", "--scale", type=click.FloatRange(1.1, 4.0), default=None,
+              help="Downscaling factor, 1.1 to 4: 2 and 4 are the networks' own, others resample the image "
+                   "for the next network up [default: 2].")
 @click.option("-m", "--model", default=None,
               help="Zoo model name or .safetensors path [default: the one trained for the codec].")
 @click.option("--subsampling", type=click.Choice(option_choices("subsampling")), default=None,
@@ -314,7 +316,7 @@ def _run(jobs: list[Job], work: Callable[[Job, bool], _Done], verbose: bool, ver
 @_threads_option
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and time.")
 def encode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str, quality: int | None,
-           codec: str | None, scale: str | None, model: str | None, subsampling: str | None,
+           codec: str | None, scale: float | None, model: str | None, subsampling: str | None,
            target_bpp: float | None, strip: bool, frame: int | None, threads: int | None, verbose: bool) -> None:
     """Compress image INPUT to OUTPUT (.irn).
 
@@ -353,17 +355,17 @@ def encode(paths: tuple[str, ...], output: str | None, force: bool, suffix: str,
             if target_bpp is not None:
                 from .ratecontrol import encode_to_target
 
-                result = encode_to_target(image, target_bpp, codec, int(scale) if scale else None, subsampling,
+                result = encode_to_target(image, target_bpp, codec, scale, subsampling,
                                           extra_bytes=viewable.MAX_OVERHEAD if carrier else 0,
                                           keep_metadata=not strip)
                 data = result.data
                 if verbose:
                     c = result.choice
                     step = "" if c.step == 1 else f" step {c.step:g}"
-                    click.echo(f"{job.input_name}: chose x{c.scale} {c.codec} q{c.quality}{step} ({c.model}): "
+                    click.echo(f"{job.input_name}: chose x{c.scale:g} {c.codec} q{c.quality}{step} ({c.model}): "
                                f"{c.psnr:.2f} dB, best of {len(result.candidates)} fitting path(s)", err=True)
             else:
-                data = irn_codec.encode(image, quality=quality, codec=codec, scale=int(scale) if scale else None,
+                data = irn_codec.encode(image, quality=quality, codec=codec, scale=scale,
                                         model=model, subsampling=subsampling, keep_metadata=not strip)
         if carrier is not None:
             data = viewable.wrap(data)
@@ -462,7 +464,9 @@ def info(file: Path) -> None:
     rows = [
         ("file", str(file)), ("format version", str(h.version)),
         ("model", h.model + (f" (weights {h.fingerprint.hex()})" if h.fingerprint else "")),
-        ("scale", f"x{h.scale}"),
+        ("scale", f"x{h.scale}" if h.network_size is None else
+         f"x{h.effective_scale:.3g} (the x{h.scale} network on the image resampled to "
+         f"{h.network_width}x{h.network_height})"),
         ("size", f"{h.width}x{h.height}"), ("mode", h.mode),
         ("LR size", f"{h.lr_width}x{h.lr_height} (padding {h.pad_x},{h.pad_y})"),
         ("LR codec", h.codec + (f" {settings}" if settings else "")),

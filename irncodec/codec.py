@@ -22,7 +22,18 @@ from .container import Header, IrnFile
 from .errors import CodecError, FormatError, ModelError
 from .lr_codecs import DEFAULT_CODEC, codec_class, get_codec
 from .models import IRN
-from .pipeline import DEFAULT_TEMPERATURE, Z_SEED, ImageSource, Source, as_image, downscale, load_encoder, upscale
+from .pipeline import (
+    DEFAULT_TEMPERATURE,
+    Z_SEED,
+    ImageSource,
+    Source,
+    as_image,
+    check_scale,
+    downscale,
+    load_encoder,
+    network_size,
+    upscale,
+)
 from .threads import limited_threads
 
 __all__ = ["DEFAULT_CODEC", "DEFAULT_TEMPERATURE", "Z_SEED", "ImageSource", "IrnSource", "Source", "as_image",
@@ -52,7 +63,7 @@ def encode(
     image: ImageSource,
     quality: int | None = None,
     codec: str | None = None,
-    scale: int | None = None,
+    scale: float | None = None,
     model: str | None = None,
     subsampling: str | None = None,
     device: str | torch.device = "cpu",
@@ -67,6 +78,9 @@ def encode(
     ``entropy``, the rate level, each level its own model. ``model`` is a zoo
     name or ``.safetensors`` path; by default the shipped model for ``scale``
     (2 unless given) trained for ``codec`` (and level) is used, or the plain one.
+    ``scale`` is any number from 1.1 to 4: the LR image is 1/scale of the image's
+    size; a scale that is no network's (2, 4) uses the next network up on the
+    image resampled to fit (a version-5 file).
 
     ``target_bpp`` instead asks for a size: the file of best quality (RGB PSNR)
     with at most that many bits per pixel, over every shipped scale, codec and
@@ -92,9 +106,10 @@ def encode(
         net, model_ref, lr_codec, quality = load_encoder(codec or DEFAULT_CODEC, quality, scale, model,
                                                          subsampling, device)
         source = Source(image, keep_metadata, frame)
-        lr_image, pad_x, pad_y = downscale(net, source.rgb, device)
+        size = network_size(source.rgb.size, check_scale(scale) or net.scale, net.scale)
+        lr_image, pad_x, pad_y = downscale(net, source.network_input(size), device)
         payload = lr_codec.encode(lr_image, quality)
-        return container.pack(source.file(net, model_ref, lr_codec, quality, payload, (pad_x, pad_y)))
+        return container.pack(source.file(net, model_ref, lr_codec, quality, payload, (pad_x, pad_y), size))
 
 
 def _check_temperature(temperature: float | None) -> None:
@@ -149,7 +164,7 @@ def decode(
         net = load_decoder(h, model, device)
         lr_image = codec_class(h.codec).for_model(net, model or h.model).decode(irn.payload,
                                                                                 (h.lr_width, h.lr_height))
-        rgb = upscale(net, lr_image, (h.width, h.height), temperature, device)
+        rgb = upscale(net, lr_image, (h.width, h.height), temperature, device, h.network_size)
     alpha = imageio.decode_alpha(irn.alpha, (h.width, h.height)) if irn.alpha else None
     image = imageio.merge_alpha(rgb, alpha, h.mode)
     image.info.update(metadata.to_info(irn.metadata))

@@ -6,7 +6,7 @@ byte table, validation rules and versioning policy are in ``docs/format.md``)::
 
     0      4  magic  b"\\x89IRN"
     4      1  version (2 or 3; 4 below; version 1 has no fingerprint and is still read)
-    5      1  flags (bit 0: alpha plane present; bit 1, version 4 only: metadata
+    5      1  flags (bit 0: alpha plane present; bit 1, versions 4 and 5: metadata
               present; other bits must be 0)
     6      1  n, model name length (1..64)
     7      n  model name, ASCII [A-Za-z0-9._-]
@@ -23,11 +23,19 @@ metadata section of ``M`` bytes after the alpha plane, made of chunks (4-byte
 tag, u32 length, data): ``ICCP`` then ``EXIF``, each at most once. The
 payload CRC covers payload, alpha and metadata.
 
+Version 5 (a scale that is not the network's, e.g. 1.5 with an x2 network) adds
+the network's size, u32 width and u32 height, after the metadata length (which
+may be 0 here): the encoder resampled the image to that size before the network,
+and the decoder resamples the network's output back to the image's size
+(``docs/format.md``: Lanczos, as Pillow does it). Padding and the LR size refer to
+the network's size.
+
 A header's version follows from its content: one with a ``fingerprint`` is
 written as version 2, one without (as read from a version-1 file) as version 1,
 one whose payload needs a newer reader (``payload_version``: an entropy
 stream with a step block needs version 3) as that version, and a file with
-metadata (``has_metadata``) as version 4. Writing the oldest version that holds
+metadata (``has_metadata``) as version 4, and a resampled one (``network_size``) as
+version 5. Writing the oldest version that holds
 the file keeps it readable by as many irncodec releases as possible: a file
 without metadata is byte for byte what irncodec 0.3 wrote.
 
@@ -56,12 +64,14 @@ from .lr_codecs import codec_ids
 
 #: The newest version irncodec writes (only for files that need it: see Header.version);
 #: every version in READ_VERSIONS is still read.
-FORMAT_VERSION = 4
-READ_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READ_VERSIONS = (1, 2, 3, 4, 5)
 #: The versions that changed what a payload may hold (``Header.payload_version``).
 PAYLOAD_VERSIONS = (1, 2, 3)
 #: The first version with a metadata section (ICC profile, EXIF).
 METADATA_VERSION = 4
+#: The first version that records a network size other than the image's (``Header.network_size``).
+RESAMPLE_VERSION = 5
 MAGIC = b"\x89IRN"
 
 SUPPORTED_SCALES = (2, 4)
@@ -76,6 +86,11 @@ KNOWN_FLAGS = FLAG_ALPHA | FLAG_METADATA
 
 MAX_MODEL_NAME = 64
 MAX_DIMENSION = 65535
+#: A resampled file's network size may have this many times the image pixel limit (scale
+#: 1.1 with an x2 network gives (2 / 1.1)^2 = 3.3 times the pixels), and sides of up to
+#: MAX_NETWORK_DIMENSION.
+NETWORK_PIXELS_FACTOR = 4
+MAX_NETWORK_DIMENSION = 2 * MAX_DIMENSION
 #: Largest width*height a reader (and the encoder) accepts by default: Pillow's
 #: decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 megapixels,
 #: e.g. 11585 x 7723), which inputs past it could not be read under anyway.
@@ -97,6 +112,7 @@ _PREFIX = struct.Struct("<4sBBB")          # magic, version, flags, name length
 _FIELDS = struct.Struct("<BIIBBBBBII")     # scale .. alpha length
 _CRCS = struct.Struct("<II")               # header crc, payload crc
 _META_LEN = struct.Struct("<I")            # metadata length (version 4)
+_NET_SIZE = struct.Struct("<II")           # network width, height (version 5)
 _CHUNK = struct.Struct("<4sI")             # metadata chunk: tag, length
 #: Length of the weights fingerprint (version 2).
 FINGERPRINT_SIZE = 8
@@ -104,7 +120,9 @@ FINGERPRINT_SIZE = 8
 HEADER_FIXED_SIZES = {1: _PREFIX.size + _FIELDS.size + _CRCS.size,                                    # 37
                       2: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size,                 # 45
                       3: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _CRCS.size,                 # 45
-                      4: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _META_LEN.size + _CRCS.size}  # 49
+                      4: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _META_LEN.size + _CRCS.size,  # 49
+                      5: _PREFIX.size + _FIELDS.size + FINGERPRINT_SIZE + _META_LEN.size + _NET_SIZE.size
+                      + _CRCS.size}                                                                   # 57
 HEADER_FIXED_SIZE = HEADER_FIXED_SIZES[FORMAT_VERSION]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -140,23 +158,42 @@ class Header:
     payload_version: int = 1
     #: Whether the file carries a metadata section (``IrnFile.metadata``): version 4.
     has_metadata: bool = False
+    #: The size (width, height) the image was resampled to before the network, for a
+    #: scale other than the network's (version 5); None: the image's own size.
+    network_size: tuple[int, int] | None = None
 
     @property
     def version(self) -> int:
-        """The format version this header is written in: 4 with metadata, else the
-        payload's if newer, else 2 with a fingerprint, else 1."""
+        """The format version this header is written in: 5 with a network size, 4 with
+        metadata, else the payload's if newer, else 2 with a fingerprint, else 1."""
         return max(self.payload_version, 1 if self.fingerprint is None else 2,
-                   METADATA_VERSION if self.has_metadata else 1)
+                   METADATA_VERSION if self.has_metadata else 1,
+                   RESAMPLE_VERSION if self.network_size is not None else 1)
+
+    @property
+    def network_width(self) -> int:
+        """Width of the image the network saw: the image's, unless it was resampled."""
+        return self.width if self.network_size is None else self.network_size[0]
+
+    @property
+    def network_height(self) -> int:
+        """Height of the image the network saw: the image's, unless it was resampled."""
+        return self.height if self.network_size is None else self.network_size[1]
 
     @property
     def lr_width(self) -> int:
-        """Width of the stored LR image (the padded width divided by the scale)."""
-        return (self.width + self.pad_x) // self.scale
+        """Width of the stored LR image (the network's padded width divided by its scale)."""
+        return (self.network_width + self.pad_x) // self.scale
 
     @property
     def lr_height(self) -> int:
-        """Height of the stored LR image (the padded height divided by the scale)."""
-        return (self.height + self.pad_y) // self.scale
+        """Height of the stored LR image (the network's padded height divided by its scale)."""
+        return (self.network_height + self.pad_y) // self.scale
+
+    @property
+    def effective_scale(self) -> float:
+        """How much smaller the stored LR image is than the image, on average over both sides."""
+        return (self.width / self.lr_width * self.height / self.lr_height) ** 0.5
 
 
 @dataclass(frozen=True)
@@ -255,7 +292,11 @@ def _header_problem(h: Header, alpha_len: int, max_pixels: int) -> str | None:
                 f"{max_pixels} pixels (set {MAX_PIXELS_ENV} to raise it)")
     if not isinstance(h.mode, str) or h.mode not in MODE_IDS:
         return f"unknown image mode {h.mode!r} (known: {', '.join(MODE_IDS)})"
-    for name, size, pad in (("x", h.width, h.pad_x), ("y", h.height, h.pad_y)):
+    if h.network_size is not None:
+        problem = _network_size_problem(h, max_pixels)
+        if problem:
+            return problem
+    for name, size, pad in (("x", h.network_width, h.pad_x), ("y", h.network_height, h.pad_y)):
         if not 0 <= pad < h.scale or (size + pad) % h.scale != 0:
             return (f"invalid padding pad_{name}={pad} for size {size} at scale {h.scale}: "
                     f"the padded size must be the next multiple of {h.scale}")
@@ -273,6 +314,21 @@ def _header_problem(h: Header, alpha_len: int, max_pixels: int) -> str | None:
         return f"has_metadata must be True or False, got {h.has_metadata!r}"
     if h.version >= 2 and h.fingerprint is None:
         return f"a version-{h.version} file needs the weights fingerprint"
+    return None
+
+
+def _network_size_problem(h: Header, max_pixels: int) -> str | None:
+    size = h.network_size
+    if (not isinstance(size, tuple) or len(size) != 2 or not all(_is_int(v) for v in size)):
+        return f"the network size must be a (width, height) pair of integers, got {size!r}"
+    width, height = size
+    if not (1 <= width <= MAX_NETWORK_DIMENSION and 1 <= height <= MAX_NETWORK_DIMENSION):
+        return f"invalid network size {width}x{height}: each side must be 1..{MAX_NETWORK_DIMENSION}"
+    if width * height > NETWORK_PIXELS_FACTOR * max_pixels:
+        return (f"declared network size {width}x{height} exceeds the limit of {NETWORK_PIXELS_FACTOR * max_pixels} "
+                f"pixels ({NETWORK_PIXELS_FACTOR} times the image limit; set {MAX_PIXELS_ENV} to raise it)")
+    if size == (h.width, h.height):
+        return "the network size equals the image's size (such a file records none)"
     return None
 
 
@@ -318,7 +374,7 @@ def pack_metadata(md: Metadata) -> bytes:
 def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
     """Serialize an ``IrnFile``; raises ValueError for values a reader would reject.
 
-    The file's version is ``Header.version``: 4 with metadata, 3 when the payload
+    The file's version is ``Header.version``: 5 when resampled, 4 with metadata, 3 when the payload
     needs it, 2 with a weights fingerprint, 1 without (a header read from a
     version-1 file). A file without metadata is written as before version 4 existed.
     """
@@ -347,6 +403,8 @@ def pack(f: IrnFile, max_pixels: int | None = None) -> bytes:
     head += h.fingerprint or b""
     if h.version >= METADATA_VERSION:
         head += _META_LEN.pack(len(meta))
+    if h.version >= RESAMPLE_VERSION:
+        head += _NET_SIZE.pack(*h.network_size)  # type: ignore[misc]
     crcs = _CRCS.pack(zlib.crc32(head), zlib.crc32(meta, zlib.crc32(alpha, zlib.crc32(payload))))
     return head + crcs + payload + alpha + meta
 
@@ -411,6 +469,8 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> _Parsed:
     fingerprint_end = fields_end + FINGERPRINT_SIZE if version >= 2 else fields_end
     fingerprint = rest[fields_end:fingerprint_end] if version >= 2 else None
     meta_len = _META_LEN.unpack_from(rest, fingerprint_end)[0] if version >= METADATA_VERSION else 0
+    network_size = (tuple(_NET_SIZE.unpack_from(rest, fingerprint_end + _META_LEN.size))
+                    if version >= RESAMPLE_VERSION else None)
     header_crc, payload_crc = _CRCS.unpack(rest[crcs_start:])
     if zlib.crc32(head) != header_crc:
         raise FormatError("header checksum mismatch: file is corrupt")
@@ -435,12 +495,13 @@ def _parse_header(stream: BinaryIO, max_pixels: int) -> _Parsed:
     if bool(flags & FLAG_METADATA) != (meta_len > 0):
         raise FormatError(f"metadata flag is {'set' if flags & FLAG_METADATA else 'clear'} "
                           f"but the metadata length is {meta_len}")
-    if version >= METADATA_VERSION and not meta_len:
+    if version == METADATA_VERSION and not meta_len:
         raise FormatError(f"a version-{version} file without metadata (files without it are version 2 or 3)")
     header = Header(model=name.decode("ascii"), scale=scale, width=width, height=height,
                     mode=_MODE_NAMES[mode_id], pad_x=pad_x, pad_y=pad_y,
                     codec=codec_names[codec_id], quality=quality, fingerprint=fingerprint,
-                    payload_version=3 if version >= 3 else 1, has_metadata=meta_len > 0)
+                    payload_version=3 if version >= 3 else 1, has_metadata=meta_len > 0,
+                    network_size=network_size)
     problem = (_header_problem(header, alpha_len, max_pixels)
                or _length_problem("LR payload", payload_len, 1)
                or _length_problem("alpha plane", alpha_len, 0))

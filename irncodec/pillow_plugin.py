@@ -42,7 +42,8 @@ class IrnImageFile(ImageFile.ImageFile):
         header = container.peek_header(cast(BinaryIO, self.fp))  # FormatError (an IrnError) names what is wrong
         self._size = (header.width, header.height)
         self._mode = header.mode
-        self.info.update({"irn_model": header.model, "irn_scale": header.scale, "irn_codec": header.codec,
+        scale = header.scale if header.network_size is None else round(header.effective_scale, 3)
+        self.info.update({"irn_model": header.model, "irn_scale": scale, "irn_codec": header.codec,
                           "irn_quality": header.quality, "irn_version": header.version})
         if header.has_metadata:
             from .metadata import to_info

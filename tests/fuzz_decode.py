@@ -65,8 +65,9 @@ def write_model(folder: Path) -> str:
 
 def make_seeds(model: str) -> list[bytes]:
     """Valid files: each LR codec, with and without alpha, odd sizes, an entropy
-    stream with a step block (format version 3), and a file with an ICC profile
-    and EXIF data (format version 4)."""
+    stream with a step block (format version 3), a file with an ICC profile
+    and EXIF data (format version 4), and one resampled for its network (scale 1.5,
+    format version 5)."""
     from PIL import Image
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -93,6 +94,9 @@ def make_seeds(model: str) -> list[bytes]:
     exif[0x010F] = "fuzz"
     img.info.update(icc_profile=bytes(36) + b"acsp" + bytes(92), exif=exif.tobytes())
     seeds.append(irncodec.encode(img, quality=70, codec="jpeg", model=model))
+    img = photo_like(17, 11).convert("RGBA")
+    img.putalpha(Image.linear_gradient("L").resize((17, 11)))
+    seeds.append(irncodec.encode(img, quality=60, codec="webp", scale=1.5, model=model))
     return seeds
 
 
@@ -112,14 +116,15 @@ def variant(data: bytes, seeds: list[bytes]) -> bytes:
     if kind == 1:
         payload, alpha = rest[1:] or b"\x00", seed.alpha
         return _raw(seed.header, payload, alpha, seed.metadata)
-    fields = (rest[1:] + bytes(12))[:12]
+    fields = (rest[1:] + bytes(17))[:17]
     width, height = struct.unpack("<HH", fields[:4])
     scale = (2, 4)[fields[4] % 2]
     h = Header(model=seed.header.model, scale=scale, width=width, height=height,
                mode=_MODES[fields[5] % len(_MODES)], pad_x=fields[6] % 4, pad_y=fields[7] % 4,
                codec=_CODECS[fields[8] % len(_CODECS)], quality=fields[9] % 101,
                fingerprint=seed.header.fingerprint if fields[11] % 2 else None,
-               has_metadata=seed.header.has_metadata)
+               has_metadata=seed.header.has_metadata,
+               network_size=struct.unpack("<HH", fields[13:17]) if fields[12] % 2 else None)
     return _raw(h, seed.payload, seed.alpha if fields[10] % 2 else b"", seed.metadata)
 
 
@@ -136,6 +141,8 @@ def _raw(h: Header, payload: bytes, alpha: bytes, metadata: container.Metadata |
     head += h.fingerprint or b""
     if h.version >= container.METADATA_VERSION:
         head += struct.pack("<I", len(section))
+    if h.version >= container.RESAMPLE_VERSION:
+        head += struct.pack("<II", h.network_width, h.network_height)
     body = payload + alpha + section
     return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(body)) + body
 

@@ -180,11 +180,11 @@ def test_newer_format_version_is_one_line_error(runner, png, tmp_path, tiny_weig
     irn = tmp_path / "a.irn"
     run(runner, "encode", png, irn, "-m", tiny_weights[2])
     data = bytearray(irn.read_bytes())
-    data[4] = 5  # the version byte follows the 4-byte magic
+    data[4] = 6  # the version byte follows the 4-byte magic
     irn.write_bytes(bytes(data))
     for args in (["info", irn], ["decode", irn, tmp_path / "o.png", "-m", tiny_weights[2]]):
         result = run(runner, *args)
-        assert result.exit_code == 1 and "version 5 (this irncodec reads versions 1, 2, 3, 4)" in result.output
+        assert result.exit_code == 1 and "version 6 (this irncodec reads versions 1, 2, 3, 4, 5)" in result.output
         assert result.output.count("\n") == 1
 
 

@@ -70,10 +70,16 @@ def test_corpus_covers_every_version_and_every_shipped_model():
     # with an alpha plane and with a step block
     v4 = [entry for entry in MANIFEST.values() if entry["version"] == 4]
     assert all(e.get("icc_profile_sha256") or e.get("exif_sha256") for e in v4)
-    assert all(e["version"] == 4 for e in MANIFEST.values() if e.get("icc_profile_sha256") or e.get("exif_sha256"))
+    assert all(e["version"] in (4, 5) for e in MANIFEST.values() if e.get("icc_profile_sha256") or e.get("exif_sha256"))
     kinds = {(bool(e.get("icc_profile_sha256")), bool(e.get("exif_sha256"))) for e in v4}
     assert kinds == {(True, False), (False, True), (True, True)}
     assert any(e["mode"] in ("LA", "RGBA") for e in v4) and any("step" in e for e in v4)
+    # version 5 is written exactly for files at a scale that resamples: up (x2 network) and down (x4), with
+    # an alpha plane, metadata and a step block among them
+    v5 = [entry for entry in MANIFEST.values() if entry["version"] == 5]
+    assert all("scale" in e for e in v5) and all(e["version"] == 5 for e in MANIFEST.values() if "scale" in e)
+    assert {e["scale"] < 2 for e in v5} == {True, False} and any(e["mode"] in ("LA", "RGBA") for e in v5)
+    assert any("step" in e for e in v5) and any(e.get("icc_profile_sha256") for e in v5)
     for mode in ("L", "LA", "RGB", "RGBA"):
         assert any(e["mode"] == mode and e["version"] == v for e in MANIFEST.values() for v in versions)
 

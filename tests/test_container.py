@@ -77,7 +77,7 @@ def test_layout_matches_spec():
     f = make_file(model="abc")
     data = pack(f)
     n = 3
-    assert container.FORMAT_VERSION == 4 and f.header.version == 2
+    assert container.FORMAT_VERSION == 5 and f.header.version == 2
     assert data[:4] == b"\x89IRN" and data[4] == 2 and data[5] == 0
     assert data[6] == n and data[7:7 + n] == b"abc"
     assert struct.unpack_from("<II", data, 8 + n) == (33, 20)
@@ -197,7 +197,7 @@ def test_bad_magic():
 
 
 def test_unknown_version():
-    rejects(raw(version=5), r"unsupported \.irn format version 5 \(this irncodec reads versions 1, 2, 3, 4\)")
+    rejects(raw(version=6), r"unsupported \.irn format version 6 \(this irncodec reads versions 1, 2, 3, 4, 5\)")
     rejects(raw(version=0), "version 0")
     rejects(raw(version=255), "version 255")
 

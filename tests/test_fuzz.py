@@ -56,8 +56,8 @@ def test_fuzzing_reaches_every_decode_path(target):
     """Inputs of every kind, drawn with a fixed seed: besides never raising anything
     but IrnError, enough of them must get past the container and the LR decoders for
     the network, the entropy decoder and the alpha plane to be exercised (measured:
-    54 of these 240 inputs decode, through every LR codec, with and without alpha,
-    14 of them entropy streams with a step block, 3 files with metadata)."""
+    55 of these 240 inputs decode, through every LR codec, with and without alpha,
+    10 of them entropy streams with a step block, 3 files with metadata, 5 resampled)."""
     import random
 
     seeds, model = target
@@ -84,9 +84,11 @@ def test_fuzzing_reaches_every_decode_path(target):
                 tally["decoded entropy with a step block"] += 1
             if irn.metadata:
                 tally["decoded with metadata"] += 1
+            if h.network_size is not None:
+                tally["decoded resampled"] += 1
     assert tally["decoded"] >= 0.15 * 240, tally
     for path in ("decoded jpeg", "decoded entropy", "decoded entropy +alpha", "decoded entropy with a step block",
-                 "decoded with metadata"):
+                 "decoded with metadata", "decoded resampled"):
         assert tally[path] > 0, (path, tally)
     assert set(tally) - {"decoded"} - {k for k in tally if k.startswith("decoded ")} <= {
         "FormatError", "PayloadChecksumError", "CodecError", "ImageError", "ModelError"}

@@ -11,7 +11,8 @@ import irncodec
 from irncodec import container, zoo
 from irncodec.cli import main
 from irncodec.errors import CodecError
-from irncodec.ratecontrol import encode_to_target, largest_fitting
+from irncodec.pipeline import network_scale_for
+from irncodec.ratecontrol import SEARCH_SCALES, encode_to_target, largest_fitting
 
 from .conftest import photo_like
 
@@ -39,12 +40,15 @@ def test_file_fits_and_decodes_to_the_reported_quality(image, at_one_bpp):
     assert decoded.size == image.size and decoded.mode == "RGB"
     assert _psnr(decoded, image) == pytest.approx(choice.psnr, abs=1e-9)  # decoded as decode does
     h = container.unpack(data).header
-    assert (h.codec, h.scale, h.model, h.quality) == (choice.codec, choice.scale, choice.model, choice.quality)
+    assert (h.codec, h.model, h.quality) == (choice.codec, choice.model, choice.quality)
+    assert h.scale == network_scale_for(choice.scale)
+    assert (h.lr_width, h.lr_height) == (round(96 / choice.scale), round(64 / choice.scale))
 
 
 def test_every_path_is_tried_and_the_best_kept(at_one_bpp):
     paths = {(c.codec, c.scale) for c in at_one_bpp.candidates}
-    assert {("jpeg", 2), ("webp", 2), ("jpeg", 4), ("webp", 4)} <= paths
+    assert {(codec, s) for codec in ("jpeg", "webp") for s in SEARCH_SCALES} <= paths
+    assert all(s in (2, 4) for codec, s in paths if codec == "entropy")  # its levels at their own scales only
     assert at_one_bpp.choice.psnr == max(c.psnr for c in at_one_bpp.candidates)
     assert all(c.size * 8 / (96 * 64) <= 1.0 for c in at_one_bpp.candidates)
 
@@ -99,6 +103,13 @@ def test_a_target_below_the_smallest_level_uses_coarser_steps(image):
     smallest = len(irncodec.encode(image, quality=zoo.levels("entropy", 2)[0], codec="entropy"))
     result = encode_to_target(image, 0.85 * smallest * 8 / (96 * 64), codec="entropy", scale=2)
     assert result.choice.step > 1 and result.choice.size <= 0.85 * smallest
+
+
+def test_a_resampled_scale_can_be_asked_for(image):
+    result = encode_to_target(image, 1.5, codec="jpeg", scale=1.5)
+    assert [(c.codec, c.scale) for c in result.candidates] == [("jpeg", 1.5)]
+    header = container.unpack(result.data).header
+    assert header.network_size == (128, 86) and (header.lr_width, header.lr_height) == (64, 43)
 
 
 def test_search_can_be_restricted_to_a_codec_and_scale(image):

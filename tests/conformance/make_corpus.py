@@ -4,8 +4,9 @@ Run it with the irncodec whose format version is to be recorded (for an older
 version, from a checkout of that release). It writes, for every shipped model,
 an ``.irn`` file of a crop of a photo, plus files of other image modes and
 sizes, of each current entropy level at a scaled step (``STEP``, the
-format-version-3 step block), and of images with an ICC profile and EXIF data (``METADATA_CASES``,
-format version 4); next to each, the PNG of what it decodes to; and the entries of
+format-version-3 step block), of images with an ICC profile and EXIF data (``METADATA_CASES``,
+format version 4) and at scales that resample the image (``RESAMPLE_CASES``, format
+version 5); next to each, the PNG of what it decodes to; and the entries of
 ``manifest.json``. Existing files are never replaced: the corpus only grows,
 and ``tests/test_conformance.py`` checks that every file keeps decoding.
 
@@ -41,6 +42,12 @@ STEP = 1.3
 METADATA_CASES = [("sain-x2-jpeg-small", "RGB", RGB_SIZE, 1.0, ("icc", "exif")),
                   ("irn-x4-small", "RGBA", (37, 23), 1.0, ("icc",)),
                   ("irn-x2-entropy-q1", "L", (29, 19), STEP, ("exif",))]
+#: Files at a scale that is not the network's (format version 5): model, mode, size, step,
+#: metadata, scale.
+RESAMPLE_CASES = [("sain-x2-jpeg-small", "RGB", RGB_SIZE, 1.0, (), 1.5),
+                  ("irn-x4-small", "RGBA", (37, 23), 1.0, (), 3.0),
+                  ("irn-x2-webp-small", "LA", (21, 13), 1.0, ("icc",), 1.25),
+                  ("irn-x2-entropy-q1-exact", "RGB", RGB_SIZE, STEP, (), 1.5)]
 
 
 def codec_of(name: str) -> tuple[str, int | None]:
@@ -54,20 +61,22 @@ def codec_of(name: str) -> tuple[str, int | None]:
     return "png", None
 
 
-def encode(image: Image.Image | bytes, model: str, codec: str, quality: int | None, step: float) -> bytes:
+def encode(image: Image.Image | bytes, model: str, codec: str, quality: int | None, step: float,
+           scale: float | None = None) -> bytes:
     """The file ``irncodec.encode`` makes, or with the entropy codec's ``step`` (as rate control does)."""
     if step == 1:
-        return irncodec.encode(image, quality=quality, codec=codec, model=model)
+        return irncodec.encode(image, quality=quality, codec=codec, model=model, scale=scale)
     from irncodec import container
     from irncodec.lr_codecs import codec_class
-    from irncodec.pipeline import Source, downscale
+    from irncodec.pipeline import Source, downscale, network_size
 
     net = zoo.load_model(model)
     source = Source(image)
-    lr, pad_x, pad_y = downscale(net, source.rgb)
+    resized = network_size(source.rgb.size, scale or net.scale, net.scale)
+    lr, pad_x, pad_y = downscale(net, source.network_input(resized))
     lr_codec = codec_class(codec).for_model(net, model, step=step)
     payload = lr_codec.encode(lr, quality)
-    return container.pack(source.file(net, model, lr_codec, quality, payload, (pad_x, pad_y)))
+    return container.pack(source.file(net, model, lr_codec, quality, payload, (pad_x, pad_y), resized))
 
 
 def test_image(source: Path, mode: str, size: tuple[int, int]) -> Image.Image:
@@ -118,16 +127,18 @@ def main() -> None:
     levels = sorted(zoo.LEVEL_MODELS["entropy"].values())
     cases += [(name, "RGB", RGB_SIZE, STEP) for name in levels]
     cases += [(levels[0], mode, size, STEP) for mode, size in EXTRA_CASES]
-    all_cases = [(*case, ()) for case in cases] + METADATA_CASES
+    all_cases = ([(*case, (), None) for case in cases] + [(*case, None) for case in METADATA_CASES]
+                 + RESAMPLE_CASES)
     added = 0
-    for model, mode, size, step, kinds in all_cases:
+    for model, mode, size, step, kinds, scale in all_cases:
         codec, quality = codec_of(model)
         image = test_image(args.image, mode, size)
-        data = encode(with_metadata(image, kinds) if kinds else image, model, codec, quality, step)
+        data = encode(with_metadata(image, kinds) if kinds else image, model, codec, quality, step, scale)
         version = data[4]
         stepped = "" if step == 1 else f"-step{step:g}"
         meta = "".join(f"-{kind}" for kind in kinds)
-        stem = f"v{version}-{model}-{codec}{quality or ''}{stepped}{meta}-{mode}-{size[0]}x{size[1]}"
+        scaled = "" if scale is None else f"-s{scale:g}"
+        stem = f"v{version}-{model}-{codec}{quality or ''}{scaled}{stepped}{meta}-{mode}-{size[0]}x{size[1]}"
         if (HERE / f"{stem}.irn").exists() or stem in manifest:
             continue
         decoded = irncodec.decode(data)
@@ -136,6 +147,7 @@ def main() -> None:
         manifest[stem] = {
             "version": version, "model": model, "codec": codec, "quality": quality,
             **({} if step == 1 else {"step": step}),
+            **({} if scale is None else {"scale": scale}),
             **({"icc_profile_sha256": sha256_or_none(decoded.info.get("icc_profile")),
                 "exif_sha256": sha256_or_none(decoded.info.get("exif"))} if kinds else {}),
             "mode": decoded.mode, "size": list(decoded.size),
