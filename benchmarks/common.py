@@ -36,35 +36,46 @@ def model_scale(model: str) -> int:
     return zoo.model_scale(model)
 
 
-def resolve_models(scales: Sequence[int], model: str | None) -> dict[int, str]:
-    """Model per scale: the override, or the shipped default models that exist."""
+def resolve_models(scales: Sequence[float], model: str | None) -> dict[float, str]:
+    """Model per scale: the override, or the shipped default models that exist (for a
+    scale between the networks', the next network's: irncodec resamples the image for it)."""
     from irncodec import zoo
     from irncodec.errors import ModelError
+    from irncodec.pipeline import network_scale_for
 
     if model is not None:
         try:
             scale = model_scale(model)
         except ModelError as exc:
             raise click.BadParameter(str(exc), param_hint="--model") from None
-        if scales and set(scales) != {scale}:
-            raise click.BadParameter(f"model '{model}' is x{scale}, but --scale asks for {sorted(scales)}",
+        if scales and max(scales) > scale:
+            raise click.BadParameter(f"model '{model}' is x{scale}, too small for --scale {max(scales):g}",
                                      param_hint="--scale")
-        return {scale: model}
+        return {s: model for s in scales} if scales else {scale: model}
     shipped = zoo.available_models()
     wanted = scales or sorted(zoo.DEFAULT_MODELS)
-    models = {s: zoo.DEFAULT_MODELS[s] for s in wanted
-              if s in zoo.DEFAULT_MODELS and zoo.DEFAULT_MODELS[s] in shipped}
+    networks = {s: network_scale_for(s) for s in wanted}
+    models = {s: zoo.DEFAULT_MODELS[n] for s, n in networks.items() if zoo.DEFAULT_MODELS[n] in shipped}
     missing = [s for s in wanted if s not in models]
     if (scales and missing) or not models:
         absent = missing or wanted
-        names = ", ".join(zoo.DEFAULT_MODELS.get(s, f"x{s}") for s in absent)
-        raise click.UsageError(f"no shipped model for {', '.join(f'x{s}' for s in absent)} ({names}); "
+        names = ", ".join(zoo.DEFAULT_MODELS[networks[s]] for s in absent)
+        raise click.UsageError(f"no shipped model for {', '.join(f'x{s:g}' for s in absent)} ({names}); "
                                "pass --model WEIGHTS.safetensors")
     return models
 
 
-def scales_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int]:
+def scales_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[float]:
+    """Scales from ``--scale 2 --scale 1.5,3``: numbers from 1.1 to 4 (whole ones as int)."""
+    from irncodec.errors import CodecError
+    from irncodec.pipeline import check_scale
+
     tokens = [t.strip() for v in value for t in v.split(",") if t.strip()]
-    if any(t not in ("2", "4") for t in tokens):
-        raise click.BadParameter("scales are 2 and/or 4 (repeat the option or give 2,4)")
-    return sorted({int(t) for t in tokens})
+    scales = set()
+    for token in tokens:
+        try:
+            scales.add(check_scale(float(token)))
+        except (ValueError, CodecError):
+            raise click.BadParameter(f"'{token}': scales are numbers from 1.1 to 4 "
+                                     "(repeat the option or give 1.5,2,4)") from None
+    return sorted(scales)

@@ -210,7 +210,7 @@ def _lossy_codec(name: str) -> str:
     return name
 
 
-def plan(images: Sequence[Path], models: dict[int, str], pillow: Sequence[str], quality: int,
+def plan(images: Sequence[Path], models: dict[float, str], pillow: Sequence[str], quality: int,
          repeat: int, threads: int | None, devices: Sequence[str], codec: str = "jpeg",
          level: int = 2) -> list[dict[str, Any]]:
     """One job description per method, device and image (the phase is filled in later).
@@ -222,7 +222,7 @@ def plan(images: Sequence[Path], models: dict[int, str], pillow: Sequence[str], 
     for image in images:
         for device in devices:
             for scale, model in models.items():
-                jobs.append({"method": f"irncodec-x{scale}{suffix}", "model": model, "device": device,
+                jobs.append({"method": f"irncodec-x{scale:g}{suffix}", "model": model, "device": device,
                              "image": str(image), "quality": quality, "codec": codec, "lr_quality": lr_quality,
                              "repeat": repeat, "threads": threads})
         for method in pillow:
@@ -296,7 +296,7 @@ def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
 @click.option("--quality", type=click.IntRange(1, 100), default=75, show_default=True,
               help="Quality of every codec (irncodec's JPEG LR image included).")
 @click.option("--scale", "scales", multiple=True, callback=scales_option,
-              help="irncodec scales (2, 4 or 2,4); default: every shipped model.")
+              help="irncodec scales from 1.1 to 4 (e.g. 2 or 1.5,2,4); default: 2 and 4.")
 @click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped models.")
 @click.option("--codec", default="jpeg", show_default=True, callback=lambda ctx, param, value: _lossy_codec(value),
               help="irncodec's LR codec (a lossy one: jpeg, webp, entropy, ...).")
@@ -306,7 +306,7 @@ def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
               show_default="benchmarks/results", help="Output folder.")
 @click.option("--worker", default=None, hidden=True, help="Internal: run one JSON job and print its result.")
 def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, quality: int,
-         scales: list[int], model: str | None, codec: str, level: int, out: Path, worker: str | None) -> None:
+         scales: list[float], model: str | None, codec: str, level: int, out: Path, worker: str | None) -> None:
     """Time encoding and decoding, and measure peak memory, per image and codec."""
     if worker is not None:
         click.echo(json.dumps(run_job(json.loads(worker))))

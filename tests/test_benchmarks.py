@@ -268,6 +268,24 @@ def test_harness_without_baselines(tiny_weights, dataset, tmp_path, no_dists):
     assert {r["scale"] for r in rows} == {"4"}
 
 
+def test_harness_at_resampled_scales(tiny_weights, dataset, tmp_path, no_dists):
+    """--scale takes any scale from 1.1 to 4: a curve per scale, named by it, measured on real files."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.main, [
+        "--dataset", str(dataset), "--limit", "1", "--qf", "80", "--codec", "jpeg", "--no-baselines",
+        "--model", tiny_weights[2], "--scale", "1.5,2", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    _, rows = _read_csv(out / "rd_points.csv")
+    assert {r["method"] for r in rows} == {f"irncodec-x{s}-{c}" for s in ("1.5", "2") for c in ("jpeg", "png")}
+    bpp = {r["method"]: float(r["bpp"]) for r in rows if r["method"].endswith("png")}
+    assert bpp["irncodec-x1.5-png"] > 1.5 * bpp["irncodec-x2-png"]  # 1.78 times the LR pixels
+    from benchmarks.rd.measure import lr_size
+
+    assert lr_size((768, 512), 1.5) == (512, 341) and lr_size((767, 511), 2) == (384, 256)
+    bad = CliRunner().invoke(cli.main, ["--dataset", str(dataset), "--scale", "1", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "scales are numbers from 1.1 to 4" in bad.output
+
+
 def test_model_scale_must_match_scale_option(tiny_weights, dataset, tmp_path):
     result = CliRunner().invoke(cli.main, ["--dataset", str(dataset), "--model", tiny_weights[2],
                                           "--scale", "4", "--out", str(tmp_path)])

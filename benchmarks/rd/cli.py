@@ -103,7 +103,7 @@ def drop_codecs_model_lacks(codecs: list[str], model: str | None) -> list[str]:
 @click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_DATASET,
               show_default="../shared/datasets/kodak", help="Folder of test images.")
 @click.option("--scale", "scales", multiple=True, callback=scales_option,
-              help="2, 4 or 2,4 (repeatable); default: every scale with a shipped model.")
+              help="Scales from 1.1 to 4, e.g. 2, 1.5,2,4 (repeatable); default: 2 and 4, the networks' own.")
 @click.option("--codec", "codecs", multiple=True, callback=_codecs_option,
               help="irncodec LR codec, e.g. jpeg, webp, png, entropy (repeatable); default: every lossy "
                    "codec, a learned one (entropy) when shipped, at its shipped levels whatever --qf says.")
@@ -120,7 +120,7 @@ def drop_codecs_model_lacks(codecs: list[str], model: str | None) -> list[str]:
 @click.option("--no-baselines", is_flag=True, help="Measure irncodec only.")
 @click.option("--bd-range", default=f"{DEFAULT_BD_RANGE[0]},{DEFAULT_BD_RANGE[1]}", show_default=True,
               callback=bd_range_option, help="LO,HI bpp window of the windowed BD table.")
-def main(qualities: list[int], dataset: Path, scales: list[int], codecs: list[str], model: str | None,
+def main(qualities: list[int], dataset: Path, scales: list[float], codecs: list[str], model: str | None,
          out: Path, device: str, limit: int | None, temperature: float | None, threads: int | None,
          no_baselines: bool, bd_range: tuple[float, float]) -> None:
     """Measure rate-distortion curves of irncodec and baselines on a dataset."""

@@ -4,6 +4,7 @@ size and times, its distortion scores, and every setting run on every image."""
 from __future__ import annotations
 
 import io
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +34,7 @@ class Coded:
     decode_s: float
 
 
-def measure_irncodec(img: Image.Image, quality: int | None, codec: str, scale: int,
+def measure_irncodec(img: Image.Image, quality: int | None, codec: str, scale: float,
                      model: str | None = None, temperature: float | None = None,
                      device: str = "cpu") -> Coded:
     """Encode to ``.irn`` bytes and decode back; the rate counts the whole file."""
@@ -60,12 +61,16 @@ def measure_pillow(img: Image.Image, fmt: str, quality: int, **options: Any) -> 
     return Coded(len(data), out, encoded - start, decoded - encoded)
 
 
-def lr_size(size: tuple[int, int], scale: int) -> tuple[int, int]:
-    """Size of the LR image for ``scale`` (rounded up, as irncodec pads)."""
-    return max(1, -(-size[0] // scale)), max(1, -(-size[1] // scale))
+def lr_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """Size of irncodec's LR image at ``scale``: rounded up for a network's own scale (it pads),
+    rounded for a resampled one (``irncodec.pipeline.network_size``)."""
+    if float(scale).is_integer():
+        whole = int(scale)
+        return max(1, -(-size[0] // whole)), max(1, -(-size[1] // whole))
+    return max(1, round(size[0] / scale)), max(1, round(size[1] / scale))
 
 
-def measure_bicubic(img: Image.Image, scale: int, lr_codec: str, quality: int | None) -> Coded:
+def measure_bicubic(img: Image.Image, scale: float, lr_codec: str, quality: int | None) -> Coded:
     """Bicubic downscale, store with irncodec's LR codec, bicubic upscale: irncodec minus the network."""
     from irncodec.lr_codecs import get_codec
 
@@ -148,6 +153,6 @@ def measure_all(images: Sequence[tuple[str, Image.Image]], settings: Sequence[Se
         ref = image_to_tensor(img)
         for setting in settings:
             coded = setting.run(img)
-            border = setting.scale
+            border = math.ceil(setting.scale)
             rows.append(make_row(setting, name, img, coded, score(ref, coded.image, border, dists)))
     return rows

@@ -33,8 +33,9 @@ OTHER_COLOURS = ("tab:brown", "darkgoldenrod", "teal", "indigo", "crimson", "ste
 
 
 def _family(method: str) -> str:
-    """The method without its scale: ``irncodec-x2-jpeg`` -> ``irncodec-jpeg``."""
-    return "-".join(part for part in method.split("-") if not (part[:1] == "x" and part[1:].isdigit()))
+    """The method without its scale: ``irncodec-x2-jpeg`` (or ``-x1.5-``) -> ``irncodec-jpeg``."""
+    return "-".join(part for part in method.split("-")
+                    if not (part[:1] == "x" and part[1:].replace(".", "", 1).isdigit()))
 
 
 def _colour(name: str) -> str:

@@ -57,7 +57,7 @@ class Setting:
     """One point of one curve: a method at one quality, and how to run it."""
 
     method: str
-    scale: int
+    scale: float  #: how much smaller the LR image is (1 for full-size codecs)
     codec: str
     quality: int | None
     run: Callable[[Image.Image], Coded]
@@ -107,32 +107,34 @@ def pillow_settings(qualities: Sequence[int], notes: list[str]) -> list[Setting]
     return settings
 
 
-def bicubic_settings(qualities: Sequence[int], scales: Sequence[int]) -> list[Setting]:
+def bicubic_settings(qualities: Sequence[int], scales: Sequence[float]) -> list[Setting]:
     """Bicubic rescaling with the same LR payload as irncodec: JPEG at each QF, and PNG."""
     settings = []
     for scale in scales:
         for q in qualities:
             run = partial(measure_bicubic, scale=scale, lr_codec="jpeg", quality=q)
-            settings.append(Setting(f"bicubic-x{scale}-jpeg", scale, "jpeg", q, run))
+            settings.append(Setting(f"bicubic-x{scale:g}-jpeg", scale, "jpeg", q, run))
         run = partial(measure_bicubic, scale=scale, lr_codec="png", quality=None)
-        settings.append(Setting(f"bicubic-x{scale}-png", scale, "png", None, run))
+        settings.append(Setting(f"bicubic-x{scale:g}-png", scale, "png", None, run))
     return settings
 
 
-def level_points(codec: str, scale: int, override: bool) -> list[int]:
+def level_points(codec: str, scale: float, override: bool) -> list[int]:
     """Levels of a codec whose levels are models (the entropy coder): every shipped
-    level, or the codec's default level for --model."""
+    level (those of the network ``scale`` uses), or the codec's default level for --model."""
     from irncodec import zoo
     from irncodec.lr_codecs import codec_class
+    from irncodec.pipeline import network_scale_for
 
-    return [codec_class(codec).default_quality] if override else zoo.levels(codec, scale)
+    return [codec_class(codec).default_quality] if override else zoo.levels(codec, network_scale_for(scale))
 
 
-def irncodec_models(models: dict[int, str], codecs: Sequence[str], override: bool) -> dict[str, list[str]]:
+def irncodec_models(models: dict[float, str], codecs: Sequence[str], override: bool) -> dict[str, list[str]]:
     """Models per irncodec series: the override, else what ``irncodec encode -c CODEC [-q]`` picks
     (for a codec whose levels are models, one model per level)."""
     from irncodec import zoo
     from irncodec.lr_codecs import codec_class
+    from irncodec.pipeline import network_scale_for
 
     series = {}
     for scale, model in models.items():
@@ -140,14 +142,15 @@ def irncodec_models(models: dict[int, str], codecs: Sequence[str], override: boo
             if override:
                 names = [model]
             elif codec_class(codec).per_level_models:
-                names = [zoo.default_model(scale, codec, q) for q in level_points(codec, scale, override)]
+                names = [zoo.default_model(network_scale_for(scale), codec, q)
+                         for q in level_points(codec, scale, override)]
             else:
-                names = [zoo.default_model(scale, codec)]
-            series[f"irncodec-x{scale}-{codec}"] = names
+                names = [zoo.default_model(network_scale_for(scale), codec)]
+            series[f"irncodec-x{scale:g}-{codec}"] = names
     return series
 
 
-def irncodec_settings(qualities: Sequence[int], models: dict[int, str], codecs: Sequence[str],
+def irncodec_settings(qualities: Sequence[int], models: dict[float, str], codecs: Sequence[str],
                       temperature: float | None, device: str, override: bool = False) -> list[Setting]:
     """irncodec curves per scale and LR codec, plus one lossless-LR (PNG) point per scale."""
     from irncodec.lr_codecs import codec_class
@@ -162,7 +165,7 @@ def irncodec_settings(qualities: Sequence[int], models: dict[int, str], codecs: 
             for q in points:
                 run = partial(measure_irncodec, quality=q, codec=codec, scale=scale,
                               model=model if override else None, temperature=temperature, device=device)
-                settings.append(Setting(f"irncodec-x{scale}-{codec}", scale, codec, q, run))
+                settings.append(Setting(f"irncodec-x{scale:g}-{codec}", scale, codec, q, run))
     return settings
 
 
