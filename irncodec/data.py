@@ -42,12 +42,18 @@ class RandomCrops:
     resumed run sees exactly the batches an uninterrupted run would.
     """
 
-    def __init__(self, folders: Sequence[str | os.PathLike], patch_size: int, seed: int = 0) -> None:
+    def __init__(self, folders: Sequence[str | os.PathLike], patch_size: int, seed: int = 0,
+                 enlarge_range: Sequence[float] | None = None) -> None:
         paths = [p for folder in folders for p in find_images(folder)]
         self.images = [img for img in map(load_rgb_uint8, paths) if min(img.shape[1:]) >= patch_size]
         if not self.images:
             raise ValueError(f"no training image is at least {patch_size}x{patch_size}")
+        if enlarge_range is not None and not (len(enlarge_range) == 2 and 1 <= enlarge_range[0] <= enlarge_range[1]):
+            raise ValueError(f"enlarge_range must be [low, high] with 1 <= low <= high, got {enlarge_range!r}")
         self.patch_size = patch_size
+        #: Crops of a region 1/factor the patch size, enlarged to it (the codec's resampled
+        #: scales); None: plain crops. Drawn from the same generator, so resuming stays exact.
+        self.enlarge_range = None if enlarge_range is None else (float(enlarge_range[0]), float(enlarge_range[1]))
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -58,10 +64,16 @@ class RandomCrops:
 
     def crop(self) -> Tensor:
         img = self.images[self._randint(len(self.images))]
-        p = self.patch_size
-        top = self._randint(img.shape[1] - p + 1)
-        left = self._randint(img.shape[2] - p + 1)
-        patch = img[:, top : top + p, left : left + p]
+        p = side = self.patch_size
+        if self.enlarge_range is not None:
+            low, high = self.enlarge_range
+            factor = low + (high - low) * float(torch.rand((), generator=self.generator))
+            side = max(1, round(p / factor))
+        top = self._randint(img.shape[1] - side + 1)
+        left = self._randint(img.shape[2] - side + 1)
+        patch = img[:, top : top + side, left : left + side]
+        if side != p:
+            patch = _resample(patch, p)
         if self._randint(2):
             patch = patch.flip(2)
         return torch.rot90(patch, self._randint(4), (1, 2))
@@ -69,3 +81,14 @@ class RandomCrops:
     def batch(self, size: int) -> Tensor:
         """A float batch [size,3,p,p] in [0,1]."""
         return torch.stack([self.crop() for _ in range(size)]).float() / 255
+
+
+def _resample(patch: Tensor, size: int) -> Tensor:
+    """A uint8 [3,h,w] patch resampled to size x size the way the codec resamples images."""
+    from PIL import Image
+
+    from .pipeline import RESAMPLING
+
+    image = Image.fromarray(patch.permute(1, 2, 0).contiguous().numpy(), "RGB").resize((size, size), RESAMPLING)
+    data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    return data.view(size, size, 3).permute(2, 0, 1).contiguous()

@@ -446,3 +446,40 @@ def test_ddp_trains_an_entropy_coder_with_its_quantiles_outside_ddp(tiny_config,
         assert not torch.equal(states[0][key], before[key])  # the aux optimizer moved them
     for a, b in zip(*(s.values() for s in states)):
         assert torch.equal(a, b)
+
+
+def test_enlarged_crops_are_the_codecs_resampling(tmp_path):
+    """With enlarge_range, a crop is a region 1/factor the patch size resampled up with the
+    codec's filter (Lanczos), so the network trains on what resampled scales give it."""
+    import numpy as np
+    from PIL import Image
+
+    from irncodec.data import RandomCrops
+
+    photo_like(40, 36, seed=1).save(tmp_path / "a.png")
+    plain = RandomCrops([tmp_path], 16, seed=3).crop()
+    crops = RandomCrops([tmp_path], 16, seed=3, enlarge_range=[2.0, 2.0])
+    source = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
+    crop = crops.crop()
+    assert crop.shape == plain.shape == (3, 16, 16) and crop.dtype == torch.uint8
+    # the same draw with the geometry undone: find the 8x8 region whose Lanczos enlargement it is
+    regions = {(t, x): Image.fromarray(source[t:t + 8, x:x + 8]).resize((16, 16), Image.Resampling.LANCZOS)
+               for t in range(36 - 7) for x in range(40 - 7)}
+    views = [torch.rot90(crop, -k, (1, 2)) for k in range(4)]
+    views += [v.flip(2) for v in views]
+    found = [key for key, img in regions.items() for v in views
+             if np.array_equal(np.asarray(img), v.permute(1, 2, 0).numpy())]
+    assert found, "the crop is no enlarged region of the image"
+    with pytest.raises(ValueError, match="enlarge_range"):
+        RandomCrops([tmp_path], 16, enlarge_range=[0.5, 2.0])
+
+
+def test_enlarged_crops_train_and_resume_exactly(tiny_config, tmp_path):
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["enlarge_range"] = [1.0, 1.8]
+    tiny_config.write_text(yaml.safe_dump(cfg))
+    straight = train(tiny_config, tmp_path / "a", progress=False)
+    train(tiny_config, tmp_path / "b", stop_at=3, progress=False)
+    resumed = train(tiny_config, tmp_path / "b", progress=False)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name

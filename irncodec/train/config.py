@@ -32,6 +32,10 @@ class TrainConfig:
     val_images: int = 4
     val_crop: int = 256
     patch_size: int = 96
+    #: Enlarge factors [low, high] drawn per crop (a smaller region resampled up to the
+    #: patch size, as the codec resamples an image for a scale below the network's, e.g.
+    #: 4/3 for scale 1.5 with an x2 network); None: crops as they are.
+    enlarge_range: list[float] | None = None
     batch_size: int = 16
     iterations: int = 10000
     learning_rate: float = 2e-4

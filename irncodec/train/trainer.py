@@ -83,7 +83,8 @@ class Trainer:
                               if aux else None)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, self._milestones(),
                                                               config.learning_rate_gamma)
-        self.data = RandomCrops(config.train_dirs, config.patch_size, seed=config.seed + self.rank)
+        self.data = RandomCrops(config.train_dirs, config.patch_size, seed=config.seed + self.rank,
+                                enlarge_range=config.enlarge_range)
         torch.manual_seed(config.seed + self.rank)  # each process its own channel qualities
         self.lr_channel = self._lr_channel()
         self.losses: nn.Module = LossModule(self.model, self.lr_channel, config.precision)
