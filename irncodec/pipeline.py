@@ -169,19 +169,21 @@ class Source:
         self.metadata = metadata.from_image(img) if keep_metadata else Metadata()
         self.rgb, alpha, self.mode = imageio.split_alpha(img)
         self.alpha = imageio.encode_alpha(alpha) if alpha is not None else b""
-        self._resampled: dict[tuple[int, int], Image.Image] = {}
+        self._resampled: tuple[tuple[int, int], Image.Image] | None = None
 
     @property
     def pixels(self) -> int:
         return self.rgb.width * self.rgb.height
 
     def network_input(self, size: tuple[int, int] | None) -> Image.Image:
-        """The RGB image resampled to a network size (``network_size``; None: as it is), kept for reuse."""
+        """The RGB image resampled to a network size (``network_size``; None: as it is). The
+        last one is kept for the next call (rate control tries every codec at one scale in
+        turn), and only that one: at scale 1.1 it has 3.3 times the image's pixels."""
         if size is None:
             return self.rgb
-        if size not in self._resampled:
-            self._resampled[size] = self.rgb.resize(size, RESAMPLING)
-        return self._resampled[size]
+        if self._resampled is None or self._resampled[0] != size:
+            self._resampled = (size, self.rgb.resize(size, RESAMPLING))
+        return self._resampled[1]
 
     def file(self, net: IRN, model_ref: str, lr_codec: LRCodec, quality: int, payload: bytes,
              padding: tuple[int, int], network_size: tuple[int, int] | None = None) -> IrnFile:
