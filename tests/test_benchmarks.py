@@ -554,3 +554,13 @@ def test_scripts_that_use_the_package_run_as_scripts_and_modules(tmp_path, name)
     script = _help(str(BENCHMARKS / f"{name}.py"), cwd=tmp_path)
     module = _help("-m", f"benchmarks.{name}", cwd=REPO)
     assert script.split("\n", 1)[1] == module.split("\n", 1)[1]
+
+
+def test_entropy_levels_are_measured_at_the_networks_scales_only():
+    """As rate control tries them: a resampled scale gets the image codecs' curves, not the levels'."""
+    from benchmarks.rd.settings import irncodec_models
+
+    series = irncodec_models({1.5: "irn-x2-small", 2: "irn-x2-small"}, ["jpeg", "entropy"], override=False)
+    assert set(series) == {"irncodec-x1.5-jpeg", "irncodec-x2-jpeg", "irncodec-x2-entropy"}
+    overridden = irncodec_models({1.5: "m.safetensors"}, ["entropy"], override=True)
+    assert overridden == {"irncodec-x1.5-entropy": ["m.safetensors"]}

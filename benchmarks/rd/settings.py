@@ -129,6 +129,15 @@ def level_points(codec: str, scale: float, override: bool) -> list[int]:
     return [codec_class(codec).default_quality] if override else zoo.levels(codec, network_scale_for(scale))
 
 
+def measured_at(codec: str, scale: float, override: bool) -> bool:
+    """Whether a codec's curve is measured at ``scale``: a codec whose levels are models of
+    their own (entropy) only at the networks' own scales, as rate control tries it
+    (``irncodec.ratecontrol.SEARCH_SCALES``), unless --model names the model."""
+    from irncodec.lr_codecs import codec_class
+
+    return override or not codec_class(codec).per_level_models or float(scale).is_integer()
+
+
 def irncodec_models(models: dict[float, str], codecs: Sequence[str], override: bool) -> dict[str, list[str]]:
     """Models per irncodec series: the override, else what ``irncodec encode -c CODEC [-q]`` picks
     (for a codec whose levels are models, one model per level)."""
@@ -139,6 +148,8 @@ def irncodec_models(models: dict[float, str], codecs: Sequence[str], override: b
     series = {}
     for scale, model in models.items():
         for codec in codecs:
+            if not measured_at(codec, scale, override):
+                continue
             if override:
                 names = [model]
             elif codec_class(codec).per_level_models:
@@ -158,6 +169,8 @@ def irncodec_settings(qualities: Sequence[int], models: dict[float, str], codecs
     settings = []
     for scale, model in models.items():
         for codec in codecs:
+            if not measured_at(codec, scale, override):
+                continue
             kind = codec_class(codec)
             points: Iterable[int | None] = [None] if kind.lossless else qualities
             if kind.per_level_models:  # its quality is a level, each level its own model
