@@ -7,8 +7,10 @@ For each image and target: ``irncodec encode --target-bpp`` (its best path
 over scales, LR codecs and qualities), and for each baseline the highest
 quality whose file is no larger than the target: full-size JPEG 4:2:0, WebP
 and AVIF (Pillow; the settings of the RD harness, ``benchmarks.rd``), and
-bicubic x2 + JPEG + bicubic (the LR JPEG's bytes alone, no container). RGB PSNR
-on 8-bit images.
+bicubic x2 + JPEG + bicubic (the LR JPEG's bytes alone, no container), and
+``lanczos-webp``: Lanczos down to the best of scales 1.1-2 + WebP + Lanczos up,
+which is irncodec's resampling and LR codec without the network. RGB PSNR on
+8-bit images. ``--methods`` measures only some columns (e.g. a new baseline).
 Writes ``target_bpp.md`` (per image and mean, and the gains in dB) to ``--out``.
 """
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -26,7 +30,7 @@ if not __package__:  # run as a script: the repository root, where the benchmark
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images
-from benchmarks.rd.measure import measure_bicubic, measure_pillow
+from benchmarks.rd.measure import measure_bicubic, measure_pillow, measure_resampled
 from benchmarks.rd.settings import PILLOW_BASELINES
 
 
@@ -50,16 +54,45 @@ def best_within(budget: int, run, low: int, high: int) -> tuple[int, object] | N
     return None if q is None else (q, done[q])
 
 
-def baselines() -> dict[str, tuple[callable, int, int]]:
-    """name -> (run at quality, lowest quality, highest quality)."""
+#: Scales of the resampled baselines: rate control's scales up to 2 (``SEARCH_SCALES``).
+RESAMPLED_SCALES = (1.1, 1.25, 1.5, 2)
+
+
+def _by_quality(run, low: int, high: int):
+    """A baseline that bisects one setting's quality: best(img, budget) -> (coded, how) | None."""
+    def best(img: Image.Image, budget: int):
+        found = best_within(budget, run(img), low, high)
+        return None if found is None else (found[1], f"q{found[0]}")
+    return best
+
+
+def _resampled(codec: str):
+    """Lanczos to each of RESAMPLED_SCALES + ``codec`` + Lanczos back, the best fitting file over
+    scales and qualities: irncodec's own choice of scale, without the network."""
+    def best(img: Image.Image, budget: int):
+        found = []
+        for scale in RESAMPLED_SCALES:
+            hit = best_within(budget, lambda q, scale=scale: measure_resampled(img, scale, codec, q), 0, 100)
+            if hit is not None:
+                found.append((psnr(img, hit[1].image), hit[1], f"x{scale:g} q{hit[0]}"))
+        if not found:
+            return None
+        _, coded, how = max(found, key=lambda item: item[0])
+        return coded, how
+    return best
+
+
+def baselines() -> dict[str, Callable[[Image.Image, int], tuple[Any, str] | None]]:
+    """name -> best(image, budget in bytes): the baseline's best file no larger, and how it was made."""
     out = {}
     for name in ("jpeg-420", "webp", "avif"):
         fmt, options, feature = PILLOW_BASELINES[name]
         if feature and not features.check(feature):
             continue
-        out[name] = (lambda img, fmt=fmt, options=options: (lambda q: measure_pillow(img, fmt, q, **options)),
-                     1 if name == "jpeg-420" else 0, 100)
-    out["bicubic-x2-jpeg"] = (lambda img: (lambda q: measure_bicubic(img, 2, "jpeg", q)), 1, 100)
+        run = (lambda img, fmt=fmt, options=options: (lambda q: measure_pillow(img, fmt, q, **options)))
+        out[name] = _by_quality(run, 1 if name == "jpeg-420" else 0, 100)
+    out["bicubic-x2-jpeg"] = _by_quality(lambda img: (lambda q: measure_bicubic(img, 2, "jpeg", q)), 1, 100)
+    out["lanczos-webp"] = _resampled("webp")
     return out
 
 
@@ -68,8 +101,10 @@ def baselines() -> dict[str, tuple[callable, int, int]]:
 @click.option("--images", default="kodim01,kodim05,kodim15,kodim23", show_default=True,
               help="Comma-separated image names (without suffix) from the dataset.")
 @click.option("--targets", default="0.25,0.4", show_default=True, help="Comma-separated bits per pixel.")
+@click.option("--methods", default=None,
+              help="Comma-separated columns to measure (default: irncodec and every baseline).")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
-def main(dataset: Path, images: str, targets: str, out: Path) -> None:
+def main(dataset: Path, images: str, targets: str, methods: str | None, out: Path) -> None:
     from irncodec.ratecontrol import encode_to_target
 
     wanted = [s.strip() for s in images.split(",") if s.strip()]
@@ -78,34 +113,43 @@ def main(dataset: Path, images: str, targets: str, out: Path) -> None:
     if missing:
         raise click.BadParameter(f"not in {dataset}: {', '.join(missing)}", param_hint="--images")
     bpps = [float(t) for t in targets.split(",")]
-    methods = baselines()
+    every = baselines()
+    names = ["irncodec", *every]
+    if methods is not None:
+        chosen = [m.strip() for m in methods.split(",") if m.strip()]
+        unknown = [m for m in chosen if m not in names]
+        if unknown or not chosen:
+            raise click.BadParameter(f"unknown {', '.join(unknown) or 'empty list'}: choose from {', '.join(names)}",
+                                     param_hint="--methods")
+        names = [m for m in names if m in chosen]
     rows = []  # (target, image, method, bpp, psnr, how)
     for target in bpps:
         for name in wanted:
             img = Image.open(paths[name]).convert("RGB")
             pixels = img.width * img.height
             budget = int(target * pixels // 8)
-            start = time.perf_counter()
-            result = encode_to_target(img, target)
-            import irncodec
+            if "irncodec" in names:
+                start = time.perf_counter()
+                result = encode_to_target(img, target)
+                import irncodec
 
-            decoded = irncodec.decode(result.data)
-            c = result.choice
-            rows.append((target, name, "irncodec", len(result.data) * 8 / pixels, psnr(img, decoded),
-                         f"x{c.scale:g} {c.codec} q{c.quality}, {time.perf_counter() - start:.0f} s"))
-            for method, (make, low, high) in methods.items():
-                found = best_within(budget, make(img), low, high)
+                decoded = irncodec.decode(result.data)
+                c = result.choice
+                rows.append((target, name, "irncodec", len(result.data) * 8 / pixels, psnr(img, decoded),
+                             f"x{c.scale:g} {c.codec} q{c.quality}, {time.perf_counter() - start:.0f} s"))
+            for method in names[1:] if "irncodec" in names else names:
+                found = every[method](img, budget)
                 if found is None:
                     rows.append((target, name, method, None, None, "no file fits"))
                 else:
-                    q, coded = found
-                    rows.append((target, name, method, coded.nbytes * 8 / pixels, psnr(img, coded.image), f"q{q}"))
-            click.echo(f"{target} bpp {name}: " + ", ".join(f"{r[2]} {r[4]:.2f}" for r in rows[-len(methods) - 1:]
+                    coded, how = found
+                    rows.append((target, name, method, coded.nbytes * 8 / pixels, psnr(img, coded.image), how))
+            click.echo(f"{target} bpp {name}: " + ", ".join(f"{r[2]} {r[4]:.2f}" for r in rows[-len(names):]
                                                             if r[4] is not None))
+    command = f"python benchmarks/target_bpp.py --targets {targets} --images {images}"
+    command += f" --methods {methods}" if methods is not None else ""
     lines = [f"At a target size: irncodec `--target-bpp` against the best baseline file no larger "
-             f"(`python benchmarks/target_bpp.py --targets {targets} --images {images}`; {dataset.name}). "
-             "bpp / RGB PSNR (dB) / how.", ""]
-    names = ["irncodec"] + list(methods)
+             f"(`{command}`; {dataset.name}). bpp / RGB PSNR (dB) / how.", ""]
     for target in bpps:
         lines += [f"**Target {target} bpp**", "", "| image | " + " | ".join(names) + " |",
                   "| --- |" + " --- |" * len(names)]
@@ -120,18 +164,19 @@ def main(dataset: Path, images: str, targets: str, out: Path) -> None:
                 else:
                     cells.append(f"{sel[0][3]:.3f} / {sel[0][4]:.2f} / {sel[0][5]}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
         ours = [r for r in rows if r[0] == target and r[2] == "irncodec"]
-        lines.append("")
-        low, high = min(r[3] for r in ours) / target, max(r[3] for r in ours) / target
-        mine = np.mean([o[4] for o in ours])
-        gains = []
-        for m in methods:
-            theirs = [r[4] for r in rows if r[0] == target and r[2] == m]
-            if all(v is not None for v in theirs):
-                gains.append(f"{m} {mine - np.mean(theirs):+.2f} dB")
-        lines.append(f"irncodec files at {low:.2f}x–{high:.2f}x of the target. "
-                     f"Mean gain of irncodec: {', '.join(gains)}.")
-        lines.append("")
+        if ours:
+            low, high = min(r[3] for r in ours) / target, max(r[3] for r in ours) / target
+            mine = np.mean([o[4] for o in ours])
+            gains = []
+            for m in names[1:]:
+                theirs = [r[4] for r in rows if r[0] == target and r[2] == m]
+                if all(v is not None for v in theirs):
+                    gains.append(f"{m} {mine - np.mean(theirs):+.2f} dB")
+            lines.append(f"irncodec files at {low:.2f}x–{high:.2f}x of the target. "
+                         f"Mean gain of irncodec: {', '.join(gains)}.")
+            lines.append("")
     out.mkdir(parents=True, exist_ok=True)
     (out / "target_bpp.md").write_text("\n".join(lines))
     click.echo("\n".join(lines))

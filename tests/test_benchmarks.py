@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 import irncodec
 from benchmarks import bd_report, coder_init, get_kodak, speed
@@ -564,3 +565,25 @@ def test_entropy_levels_are_measured_at_the_networks_scales_only():
     assert set(series) == {"irncodec-x1.5-jpeg", "irncodec-x2-jpeg", "irncodec-x2-entropy"}
     overridden = irncodec_models({1.5: "m.safetensors"}, ["entropy"], override=True)
     assert overridden == {"irncodec-x1.5-entropy": ["m.safetensors"]}
+
+
+def test_target_bpp_resampled_baseline(dataset, tmp_path):
+    """--methods runs only the columns asked for; the Lanczos+WebP baseline's file fits the target
+    and is the best over its scales (checked here against each scale's own best)."""
+    from benchmarks import target_bpp
+    from benchmarks.rd.measure import measure_resampled
+
+    result = CliRunner().invoke(target_bpp.main, ["--dataset", str(dataset), "--images", "img0", "--targets", "2",
+                                                  "--methods", "lanczos-webp,jpeg-420", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "target_bpp.md").read_text()
+    assert "| image | jpeg-420 | lanczos-webp |" in table and "irncodec" not in table.split("\n", 2)[2]
+    img = Image.open(dataset / "img0.png").convert("RGB")
+    coded, how = target_bpp.baselines()["lanczos-webp"](img, 64 * 48 * 2 // 8)
+    assert coded.nbytes <= 64 * 48 * 2 // 8
+    scale, quality = float(how.split()[0][1:]), int(how.split()[1][1:])
+    again = measure_resampled(img, scale, "webp", quality)
+    assert again.nbytes == coded.nbytes and target_bpp.psnr(img, again.image) == target_bpp.psnr(img, coded.image)
+    bad = CliRunner().invoke(target_bpp.main, ["--dataset", str(dataset), "--images", "img0", "--methods", "nope",
+                                               "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "choose from irncodec" in bad.output

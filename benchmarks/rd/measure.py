@@ -72,16 +72,23 @@ def lr_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
 
 def measure_bicubic(img: Image.Image, scale: float, lr_codec: str, quality: int | None) -> Coded:
     """Bicubic downscale, store with irncodec's LR codec, bicubic upscale: irncodec minus the network."""
+    return measure_resampled(img, scale, lr_codec, quality, Image.Resampling.BICUBIC)
+
+
+def measure_resampled(img: Image.Image, scale: float, lr_codec: str, quality: int | None,
+                      resampling: Image.Resampling = Image.Resampling.LANCZOS) -> Coded:
+    """Downscale with a filter (Lanczos: the one irncodec resamples with), store with irncodec's LR
+    codec, upscale with the same filter: irncodec at ``scale`` without the network."""
     from irncodec.lr_codecs import get_codec
 
     codec = get_codec(lr_codec)
     quality = codec.default_quality if quality is None else quality
     small = lr_size(img.size, scale)
     start = time.perf_counter()
-    lr = img.resize(small, Image.Resampling.BICUBIC, reducing_gap=None)
+    lr = img.resize(small, resampling, reducing_gap=None)
     payload = codec.encode(lr, quality)
     encoded = time.perf_counter()
-    out = codec.decode(payload, small).convert("RGB").resize(img.size, Image.Resampling.BICUBIC, reducing_gap=None)
+    out = codec.decode(payload, small).convert("RGB").resize(img.size, resampling, reducing_gap=None)
     decoded = time.perf_counter()
     return Coded(len(payload), out, encoded - start, decoded - encoded)
 
