@@ -550,7 +550,7 @@ def test_rd_runs_as_a_module_and_as_the_script(tmp_path):
     assert "--qf TEXT" in module and "--bd-range TEXT" in module
 
 
-@pytest.mark.parametrize("name", ["bd_report", "target_bpp", "compression_aware"])
+@pytest.mark.parametrize("name", ["bd_report", "target_bpp", "compression_aware", "compare_models"])
 def test_scripts_that_use_the_package_run_as_scripts_and_modules(tmp_path, name):
     script = _help(str(BENCHMARKS / f"{name}.py"), cwd=tmp_path)
     module = _help("-m", f"benchmarks.{name}", cwd=REPO)
@@ -587,3 +587,16 @@ def test_target_bpp_resampled_baseline(dataset, tmp_path):
     bad = CliRunner().invoke(target_bpp.main, ["--dataset", str(dataset), "--images", "img0", "--methods", "nope",
                                                "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "choose from irncodec" in bad.output
+
+
+def test_compare_models_at_equal_rate(tiny_weights, dataset, tmp_path):
+    """A model against itself: the same points, BD-rate 0; a table row per scale."""
+    from benchmarks import compare_models
+
+    result = CliRunner().invoke(compare_models.main, [tiny_weights[2], tiny_weights[2], "--codec", "jpeg",
+                                                      "--scales", "1.5,2", "--dataset", str(dataset),
+                                                      "--out", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in (tmp_path / "compare_models.md").read_text().splitlines() if line.startswith("| 1.5 |")
+            or line.startswith("| 2 |")]
+    assert len(rows) == 2 and all("+0.0 %" in row or "-0.0 %" in row for row in rows), rows
