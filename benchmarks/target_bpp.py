@@ -174,8 +174,8 @@ def main(dataset: Path, images: str, targets: str, methods: str | None, out: Pat
                 theirs = [r[4] for r in rows if r[0] == target and r[2] == m]
                 if all(v is not None for v in theirs):
                     gains.append(f"{m} {mine - np.mean(theirs):+.2f} dB")
-            lines.append(f"irncodec files at {low:.2f}x–{high:.2f}x of the target. "
-                         f"Mean gain of irncodec: {', '.join(gains)}.")
+            gain_text = f" Mean gain of irncodec: {', '.join(gains)}." if gains else ""
+            lines.append(f"irncodec files at {low:.2f}x–{high:.2f}x of the target.{gain_text}")
             lines.append("")
     out.mkdir(parents=True, exist_ok=True)
     (out / "target_bpp.md").write_text("\n".join(lines))
