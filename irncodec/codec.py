@@ -28,10 +28,8 @@ from .pipeline import (
     ImageSource,
     Source,
     as_image,
-    check_scale,
     downscale,
     load_encoder,
-    network_size,
     upscale,
 )
 from .threads import limited_threads
@@ -106,10 +104,9 @@ def encode(
         net, model_ref, lr_codec, quality = load_encoder(codec or DEFAULT_CODEC, quality, scale, model,
                                                          subsampling, device)
         source = Source(image, keep_metadata, frame)
-        size = network_size(source.rgb.size, check_scale(scale) or net.scale, net.scale)
-        lr_image, pad_x, pad_y = downscale(net, source.network_input(size), device)
+        lr_image, padding, size = source.downscale(net, scale, device)  # scale: checked by load_encoder
         payload = lr_codec.encode(lr_image, quality)
-        return container.pack(source.file(net, model_ref, lr_codec, quality, payload, (pad_x, pad_y), size))
+        return container.pack(source.file(net, model_ref, lr_codec, quality, payload, padding, size))
 
 
 def _check_temperature(temperature: float | None) -> None:

@@ -28,7 +28,11 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
 def load_rgb_uint8(path: Path) -> Tensor:
     """An image file as a uint8 tensor [3,H,W], read as the codec reads its inputs
     (the first frame of a file of several: training takes any image it is given)."""
-    img = load_image(path, frame=0).convert("RGB")
+    return _uint8_tensor(load_image(path, frame=0).convert("RGB"))
+
+
+def _uint8_tensor(img) -> Tensor:
+    """An RGB PIL image as a uint8 tensor [3,H,W]."""
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
     return data.view(img.height, img.width, 3).permute(2, 0, 1).contiguous()
 
@@ -89,6 +93,5 @@ def _resample(patch: Tensor, size: int) -> Tensor:
 
     from .pipeline import RESAMPLING
 
-    image = Image.fromarray(patch.permute(1, 2, 0).contiguous().numpy(), "RGB").resize((size, size), RESAMPLING)
-    data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    return data.view(size, size, 3).permute(2, 0, 1).contiguous()
+    image = Image.fromarray(patch.permute(1, 2, 0).contiguous().numpy(), "RGB")
+    return _uint8_tensor(image.resize((size, size), RESAMPLING))

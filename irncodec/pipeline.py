@@ -185,6 +185,15 @@ class Source:
             self._resampled = (size, self.rgb.resize(size, RESAMPLING))
         return self._resampled[1]
 
+    def downscale(self, net: IRN, scale: float | None = None, device: str | torch.device = "cpu"
+                  ) -> tuple[Image.Image, tuple[int, int], tuple[int, int] | None]:
+        """The network's 8-bit LR image of this image at ``scale`` (None: the network's own), the
+        padding, and the network size the image was resampled to (None: not resampled): the last
+        two are what :meth:`file` records."""
+        size = network_size(self.rgb.size, scale or net.scale, net.scale)
+        lr_image, pad_x, pad_y = downscale(net, self.network_input(size), device)
+        return lr_image, (pad_x, pad_y), size
+
     def file(self, net: IRN, model_ref: str, lr_codec: LRCodec, quality: int, payload: bytes,
              padding: tuple[int, int], network_size: tuple[int, int] | None = None) -> IrnFile:
         """The ``.irn`` file of an LR payload ``lr_codec`` made from this image (resampled to

@@ -27,7 +27,7 @@ import torch
 from . import container, zoo
 from .errors import CodecError
 from .lr_codecs import available_codecs, codec_class, codecs_with_option, get_codec
-from .pipeline import Source, check_scale, downscale, load_encoder, network_scale_for, network_size, upscale
+from .pipeline import Source, check_scale, load_encoder, network_scale_for, upscale
 
 #: The scales rate control tries when none is given: the networks' own and, between
 #: them, resampled ones (a small factor wins at high rates, a large one at low rates).
@@ -162,13 +162,12 @@ def _search_path(source: Source, codec: str, scale: float, subsampling: str | No
     options = {"subsampling": subsampling} if subsampling is not None and "subsampling" in kind.options else {}
     made: dict[int, Found] = {}
     net, model_ref, lr_codec, _ = load_encoder(codec, None, scale, None, options.get("subsampling"), device)
-    resized = network_size(source.rgb.size, scale, net.scale)
-    lr_image, px, py = downscale(net, source.network_input(resized), device)
+    lr_image, padding, resized = source.downscale(net, scale, device)
 
     def size_of(quality: int) -> int:
         if quality not in made:
             payload = lr_codec.encode(lr_image, quality)
-            file = source.file(net, model_ref, lr_codec, lr_codec.validate_quality(quality), payload, (px, py),
+            file = source.file(net, model_ref, lr_codec, lr_codec.validate_quality(quality), payload, padding,
                                resized)
             made[quality] = Found(net, model_ref, None, file)
         return made[quality].file.size
@@ -196,14 +195,12 @@ def _search_levels(source: Source, codec: str, scale: float, budget: int,
     def encode(index: int, step: float = 1.0) -> Found:
         if index not in lr_images:
             net, model_ref, _, quality = load_encoder(codec, levels[index], scale, None, None, device)
-            resized = network_size(source.rgb.size, scale, net.scale)
-            lr_images[index] = (net, model_ref, quality, resized,
-                                *downscale(net, source.network_input(resized), device))
-        net, model_ref, quality, resized, lr_image, px, py = lr_images[index]
+            lr_images[index] = (net, model_ref, quality, *source.downscale(net, scale, device))
+        net, model_ref, quality, lr_image, padding, resized = lr_images[index]
         if (index, step) not in made:
             lr_codec = kind.for_model(net, model_ref, **({"step": step} if step != 1 else {}))
             payload, decoded_lr = lr_codec.encode_with_reconstruction(lr_image, quality)
-            file = source.file(net, model_ref, lr_codec, quality, payload, (px, py), resized)
+            file = source.file(net, model_ref, lr_codec, quality, payload, padding, resized)
             made[index, step] = Found(net, model_ref, decoded_lr, file, step)
         return made[index, step]
 

@@ -68,15 +68,14 @@ def encode(image: Image.Image | bytes, model: str, codec: str, quality: int | No
         return irncodec.encode(image, quality=quality, codec=codec, model=model, scale=scale)
     from irncodec import container
     from irncodec.lr_codecs import codec_class
-    from irncodec.pipeline import Source, downscale, network_size
+    from irncodec.pipeline import Source
 
     net = zoo.load_model(model)
     source = Source(image)
-    resized = network_size(source.rgb.size, scale or net.scale, net.scale)
-    lr, pad_x, pad_y = downscale(net, source.network_input(resized))
+    lr, padding, resized = source.downscale(net, scale)
     lr_codec = codec_class(codec).for_model(net, model, step=step)
     payload = lr_codec.encode(lr, quality)
-    return container.pack(source.file(net, model, lr_codec, quality, payload, (pad_x, pad_y), resized))
+    return container.pack(source.file(net, model, lr_codec, quality, payload, padding, resized))
 
 
 def test_image(source: Path, mode: str, size: tuple[int, int]) -> Image.Image:
