@@ -162,13 +162,13 @@ def test_sigterm_during_encode_exits_143_and_leaves_no_output(png, tmp_path, tin
 
     script = f"""
 import os, signal
-from irncodec import codec
+from irncodec import pipeline
 from irncodec.cli import main
-real = codec.downscale
+real = pipeline.downscale
 def slow(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGTERM)
     return real(*args, **kwargs)
-codec.downscale = slow
+pipeline.downscale = slow
 main(["encode", {str(png)!r}, {str(tmp_path / 'o.irn')!r}, "-m", {tiny_weights[2]!r}])
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
@@ -205,12 +205,12 @@ def test_missing_weights_file_is_one_line_error(runner, png, tmp_path):
 
 
 def test_ctrl_c_leaves_no_output(runner, png, tmp_path, tiny_weights, monkeypatch):
-    from irncodec import codec
+    from irncodec import pipeline
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(codec, "downscale", interrupted)
+    monkeypatch.setattr(pipeline, "downscale", interrupted)
     result = run(runner, "encode", png, tmp_path / "o.irn", "-m", tiny_weights[2])
     assert result.exit_code == 130 and "interrupted" in result.output
     assert not (tmp_path / "o.irn").exists() and not list(tmp_path.glob("*.tmp*"))

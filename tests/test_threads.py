@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 import irncodec
-from irncodec import codec, threads
+from irncodec import pipeline, threads
 from irncodec.cli import main
 from irncodec.errors import ConfigError
 
@@ -52,8 +52,8 @@ def test_bad_thread_counts_are_config_errors(bad, tiny_weights):
 
 def test_library_calls_use_the_threads_asked_for_and_put_them_back(tiny_weights, monkeypatch):
     seen = []
-    real = codec.downscale
-    monkeypatch.setattr(codec, "downscale", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    real = pipeline.downscale
+    monkeypatch.setattr(pipeline, "downscale", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
     before = torch.get_num_threads()
     data = irncodec.encode(photo_like(16, 12), model=tiny_weights[2], threads=1)
     assert seen == [1] and torch.get_num_threads() == before
@@ -64,8 +64,8 @@ def test_library_calls_use_the_threads_asked_for_and_put_them_back(tiny_weights,
 
 def test_cli_threads_option(tmp_path, tiny_weights, monkeypatch):
     seen = []
-    real = codec.downscale
-    monkeypatch.setattr(codec, "downscale", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    real = pipeline.downscale
+    monkeypatch.setattr(pipeline, "downscale", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
     monkeypatch.setattr(threads, "available_cpus", lambda: 1)
     png, irn = tmp_path / "a.png", tmp_path / "a.irn"
     photo_like(16, 12).save(png)
