@@ -39,6 +39,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -284,7 +285,12 @@ def _run_name(config_path: str, overrides: dict[str, Any]) -> str:
 
 
 def _spawn(kind: str, args: dict[str, Any], run_dir: Path, gpu: int | None) -> subprocess.Popen:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # A campaign's runs start fresh (weights from init_from or continue_from, never a
+    # checkpoint): an earlier campaign's log, checkpoint or result in the same work
+    # folder would otherwise be appended to or reported as this one's.
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     (run_dir / "args.json").write_text(json.dumps(args, indent=1))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if gpu is not None:

@@ -20,8 +20,9 @@ the global torch RNG (which training checkpoints, so runs resume exactly).
 
 A channel returns what the decoder sees and, when asked for (``rate=True``),
 the estimated size of each image's file in bits, so training can weigh bits
-against quality: :func:`irncodec.jpeg_proxy.jpeg_bits` for ``jpeg``. There is
-no calibrated WebP rate estimate, so a rate-aware ``webp`` channel is refused.
+against quality: :func:`irncodec.jpeg_proxy.jpeg_bits` for ``jpeg``,
+:func:`irncodec.jpeg_proxy.webp_bits` (the same features refitted to WebP's
+sizes, a rougher estimate) for ``webp``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .errors import ConfigError
-from .jpeg_proxy import DiffJPEG, jpeg_bits
+from .jpeg_proxy import DiffJPEG, jpeg_bits, webp_bits
 from .lr_codecs import get_codec
 from .tensors import image_to_tensor, tensor_to_image
 
@@ -44,8 +45,8 @@ KINDS = ("jpeg", "webp")
 #: Kinds with a differentiable proxy of their own, so they can run without the
 #: real codec; the others always put the real codec in the forward pass.
 DIFFERENTIABLE_KINDS = frozenset({"jpeg"})
-#: Kinds with a differentiable estimate of their file size (rate-aware training).
-RATE_KINDS = frozenset({"jpeg"})
+#: Each kind's differentiable estimate of its file size in bits (rate-aware training).
+RATE_ESTIMATES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"jpeg": jpeg_bits, "webp": webp_bits}
 
 
 def real_roundtrip(x: Tensor, codec: str, quality: int | Sequence[int]) -> Tensor:
@@ -70,15 +71,16 @@ def make_channel(kind: str, quality_range: Sequence[int], real_codec: bool = Fal
     low, high = (int(q) for q in quality_range)
     if not 1 <= low <= high <= 100:
         raise ConfigError(f"lr_quality_range must be 1 <= low <= high <= 100, got {list(quality_range)}")
-    if rate and kind not in RATE_KINDS:
+    if rate and kind not in RATE_ESTIMATES:
         raise ConfigError(f"no rate estimate for '{kind}': rate-aware training (lambda_rate > 0) "
-                          f"needs lr_proxy {' or '.join(sorted(RATE_KINDS))}")
+                          f"needs lr_proxy {' or '.join(sorted(RATE_ESTIMATES))}")
+    estimate = RATE_ESTIMATES[kind] if rate else None
     real_codec = real_codec or kind not in DIFFERENTIABLE_KINDS
     proxy = DiffJPEG(rounding="ste", subsampling="4:2:0")
 
     def channel(lr: Tensor) -> tuple[Tensor, Tensor | None]:
         quality = torch.randint(low, high + 1, (lr.shape[0],)).to(lr.device)
-        bits = jpeg_bits(lr, quality) if rate else None
+        bits = estimate(lr, quality) if estimate is not None else None
         approx = proxy(lr, quality)
         if real_codec:
             approx = approx + (real_roundtrip(lr, kind, quality.tolist()) - approx).detach()

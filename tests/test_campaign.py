@@ -82,6 +82,18 @@ def test_entry_point_runs_every_run_and_returns_weights_and_logs(tiny_campaign, 
     assert json.loads(logs["summary.json"])["runs"]["b"]["iterations"] == 2
 
 
+def test_a_new_campaign_in_the_same_work_folder_starts_its_logs_fresh(tiny_campaign, tmp_path):
+    """The work folder of an earlier campaign (log, checkpoint, result) is not appended to."""
+    work = tmp_path / "work"
+    run_campaign(tiny_campaign, tmp_path / "out", work, iterations=2)
+    (work / "run0" / "stale.txt").write_text("from before")
+    summary = run_campaign(tiny_campaign, tmp_path / "out2", work, iterations=1)
+    rows = (work / "run0" / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,") and [r.split(",")[0] for r in rows[1:]] == ["1"]
+    assert not (work / "run0" / "stale.txt").exists()
+    assert summary["runs"]["a"]["iterations"] == 1
+
+
 def test_run_fitted_to_the_time_decays_its_rate_and_ends_in_time(tiny_campaign, tmp_path):
     out = tmp_path / "out"
     start = time.time()

@@ -169,7 +169,7 @@ class Trainer:
             if c.model.architecture == "sain":
                 raise ConfigError("a SAIN model trains through a lossy LR: set lr_proxy to jpeg or webp")
             if c.lambda_rate:
-                raise ConfigError("lambda_rate needs an LR codec with a rate: an lr_coder, or lr_proxy jpeg")
+                raise ConfigError("lambda_rate needs an LR codec with a rate: an lr_coder, or lr_proxy jpeg or webp")
             return None
         if c.lambda_rate < 0:
             raise ConfigError("lambda_rate must be >= 0")
