@@ -185,6 +185,27 @@ def test_bd_in_range_measures_only_inside_the_window():
     assert apart["bd_rate"] is None and "no points" in apart["note"]
 
 
+def test_dists_bd_counts_lower_as_better_and_shows_in_the_range_table():
+    """DISTS falls as quality rises: a test needing 10 % fewer bits for the same DISTS has BD-rate
+    -10 % and a negative BD-DISTS (the distance gap, test minus anchor)."""
+    rates = [0.05, 0.1, 0.2, 0.4, 0.8]
+    dists = [0.30, 0.25, 0.20, 0.15, 0.10]  # 0.05 less per doubling
+    anchor = {"points": [{"bpp": r, "psnr": 20 + i, "dists": d} for i, (r, d) in enumerate(zip(rates, dists))]}
+    test = {"points": [{"bpp": 0.9 * r, "psnr": 20 + i, "dists": d}
+                       for i, (r, d) in enumerate(zip(rates, dists))]}
+    result = bd.bd_in_range(anchor, test, 0.1, 0.36, key="dists")
+    assert result["bd_rate"] == pytest.approx(-10.0, abs=0.01)
+    assert result["bd_metric"] == pytest.approx(-0.05 * math.log2(1 / 0.9), abs=1e-4)
+    rows = bd.range_table({"jpeg-420": anchor, "irncodec-x2-jpeg": test,
+                           "irncodec-x2-webp": _curve(rates, [20, 21, 22, 23, 24])}, 0.1, 0.36)
+    by_test = {r["test"]: r for r in rows}
+    assert by_test["irncodec-x2-jpeg"]["dists"]["bd_rate"] == pytest.approx(-10.0, abs=0.01)
+    assert "dists" not in by_test["irncodec-x2-webp"]  # no DISTS measured: no DISTS BD
+    text = report.range_markdown(rows, None, 0.1, 0.36)
+    assert "| BD-rate DISTS (%) | BD-DISTS |" in text
+    assert "| irncodec-x2-jpeg | jpeg-420 | -10.0 | +0.15 | -10.0 | -0.0076 |" in text
+
+
 def test_range_table_puts_the_envelope_first_against_every_measured_anchor():
     c = _curve([0.1, 0.2, 0.4, 0.8], [26, 28, 30, 32])
     summary = {m: c for m in ("jpeg-420", "avif", "irncodec-x2-jpeg", bd.ENVELOPE, "bicubic-x2-jpeg")}

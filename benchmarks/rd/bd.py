@@ -20,6 +20,10 @@ BD_MIN_POINTS = 4
 ENVELOPE = "irncodec-envelope"
 RANGE_ANCHORS = ("jpeg-420", "webp", "avif", "bicubic-x2-jpeg", "bicubic-x4-jpeg")
 DEFAULT_BD_RANGE = (0.1, 0.5)
+#: Metrics where lower is better (DISTS, a distance): their BD is taken on the
+#: negated values and the BD-metric reported as test minus anchor, so a negative
+#: BD-DISTS, like a negative BD-rate, means the test is better.
+LOWER_IS_BETTER = frozenset({"dists"})
 
 
 # --- whole overlap -------------------------------------------------------------
@@ -162,14 +166,15 @@ def bd_in_range(anchor: dict[str, Any], test: dict[str, Any], lo: float, hi: flo
     """BD-PSNR and BD-rate of ``test`` against ``anchor`` restricted to ``lo``..``hi`` bpp.
 
     BD-PSNR: mean metric gap over log-rate in the part of [lo, hi] both curves
-    span. BD-rate: mean log-rate gap over the metric range the anchor covers in
+    span (for a :data:`LOWER_IS_BETTER` metric, test minus anchor all the same). BD-rate: mean log-rate gap over the metric range the anchor covers in
     that window (clipped to the test's range), as a percentage. Only points in
     the window (and one beyond each edge) count, so a curve that flattens far
     outside it changes nothing. PCHIP interpolation, so a curve is never
     extrapolated; ``span`` says what part of the window was compared.
     """
-    ra, da = _window(*_sorted_unique(*curve_points(anchor, key)), lo, hi)
-    rt, dt = _window(*_sorted_unique(*curve_points(test, key)), lo, hi)
+    sign = -1.0 if key in LOWER_IS_BETTER else 1.0
+    ra, da = _window(*_sorted_unique(*_signed(curve_points(anchor, key), sign)), lo, hi)
+    rt, dt = _window(*_sorted_unique(*_signed(curve_points(test, key), sign)), lo, hi)
     result: dict[str, Any] = {"bd_rate": None, "bd_metric": None, "span": None, "note": ""}
     lo_r, hi_r = max(lo, ra[0] if ra else hi, rt[0] if rt else hi), min(hi, ra[-1] if ra else lo,
                                                                          rt[-1] if rt else lo)
@@ -178,7 +183,7 @@ def bd_in_range(anchor: dict[str, Any], test: dict[str, Any], lo: float, hi: flo
     result["span"] = (lo_r, hi_r)
     anchor_at = _interpolator([math.log(r) for r in ra], da)
     test_at = _interpolator([math.log(r) for r in rt], dt)
-    result["bd_metric"] = _mean_gap(test_at, anchor_at, math.log(lo_r), math.log(hi_r))
+    result["bd_metric"] = sign * _mean_gap(test_at, anchor_at, math.log(lo_r), math.log(hi_r))
     # BD-rate over the anchor's metric range in the window, where both curves reach.
     d_lo, d_hi = anchor_at(math.log(lo_r)), anchor_at(math.log(hi_r))
     if all(a < b for a, b in itertools.pairwise(da)) and all(a < b for a, b in itertools.pairwise(dt)):
@@ -194,10 +199,26 @@ def bd_in_range(anchor: dict[str, Any], test: dict[str, Any], lo: float, hi: flo
     return result
 
 
+def _signed(curve: tuple[list[float], list[float]], sign: float) -> tuple[list[float], list[float]]:
+    rates, values = curve
+    return rates, [sign * v for v in values]
+
+
 def range_table(summary: dict[str, dict[str, Any]], lo: float, hi: float,
                 anchors: Sequence[str] = RANGE_ANCHORS) -> list[dict[str, Any]]:
-    """BD rows over lo..hi bpp: the envelope and each rescaling series against each measured anchor."""
+    """BD rows over lo..hi bpp: the envelope and each rescaling series against each measured anchor.
+
+    Where both curves have DISTS, a row also has ``dists``: the same BD on DISTS.
+    """
     tests = [m for m in summary if m.startswith(("irncodec-", "bicubic-")) and not m.endswith("-png")]
     tests.sort(key=lambda m: (m != ENVELOPE, m))
-    return [{"test": test, "anchor": anchor, **bd_in_range(summary[anchor], summary[test], lo, hi)}
-            for test in tests for anchor in anchors if anchor in summary and anchor != test]
+    rows = []
+    for test in tests:
+        for anchor in anchors:
+            if anchor not in summary or anchor == test:
+                continue
+            row = {"test": test, "anchor": anchor, **bd_in_range(summary[anchor], summary[test], lo, hi)}
+            if all(curve_points(summary[m], "dists")[0] for m in (test, anchor)):
+                row["dists"] = bd_in_range(summary[anchor], summary[test], lo, hi, key="dists")
+            rows.append(row)
+    return rows

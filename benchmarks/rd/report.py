@@ -38,13 +38,22 @@ def bd_markdown(psnr_rows: Sequence[dict[str, Any]], msssim_rows: Sequence[dict[
 def range_markdown(rows: Sequence[dict[str, Any]], envelope_curve: dict[str, Any] | None,
                    lo: float, hi: float) -> str:
     """The --bd-range tables: BD against each anchor, then the envelope's points."""
+    with_dists = any("dists" in r for r in rows)
+    dists_names = " BD-rate DISTS (%) | BD-DISTS |" if with_dists else ""
     lines = [f"## Over {lo:g}-{hi:g} bpp (PCHIP, window clipped to where both curves have points)\n",
-             "| test | anchor | BD-rate PSNR (%) | BD-PSNR (dB) | compared over (bpp) | note |",
-             "| --- | --- | ---: | ---: | --- | --- |"]
+             f"| test | anchor | BD-rate PSNR (%) | BD-PSNR (dB) |{dists_names} compared over (bpp) | note |",
+             "| --- | --- | ---: | ---: |" + (" ---: | ---: |" if with_dists else "") + " --- | --- |"]
     for r in rows:
         span = "—" if r["span"] is None else f"{r['span'][0]:.3f}-{r['span'][1]:.3f}"
+        note = r["note"]
+        dists_cells = ""
+        if with_dists:
+            d = r.get("dists") or {"bd_rate": None, "bd_metric": None, "note": ""}
+            dists_cells = f" {_fmt(d['bd_rate'], '+.1f')} | {_fmt(d['bd_metric'], '+.4f')} |"
+            if d["note"]:
+                note = "; ".join(n for n in (note, f"DISTS: {d['note']}") if n)
         lines.append(f"| {r['test']} | {r['anchor']} | {_fmt(r['bd_rate'], '+.1f')} | "
-                     f"{_fmt(r['bd_metric'], '+.2f')} | {span} | {r['note']} |")
+                     f"{_fmt(r['bd_metric'], '+.2f')} |{dists_cells} {span} | {note} |")
     if envelope_curve:
         lines += ["", f"### {ENVELOPE}: the best series at each rate", "",
                   "| bpp | PSNR | series | quality |", "| ---: | ---: | --- | ---: |"]
