@@ -167,9 +167,10 @@ def bd_in_range(anchor: dict[str, Any], test: dict[str, Any], lo: float, hi: flo
 
     BD-PSNR: mean metric gap over log-rate in the part of [lo, hi] both curves
     span (test minus anchor, for a :data:`LOWER_IS_BETTER` metric too). BD-rate:
-    mean log-rate gap over the metric range the anchor covers in that window (clipped to the test's range), as a percentage. Only points in
-    the window (and one beyond each edge) count, so a curve that flattens far
-    outside it changes nothing. PCHIP interpolation, so a curve is never
+    mean log-rate gap over the metric range the anchor covers in that window
+    (clipped to the test's range), as a percentage. Only points in the window
+    (and one beyond each edge) count, so a curve that flattens far outside it
+    changes nothing. PCHIP interpolation, so a curve is never
     extrapolated; ``span`` says what part of the window was compared.
     """
     sign = -1.0 if key in LOWER_IS_BETTER else 1.0
