@@ -307,7 +307,7 @@ def _run(jobs: list[Job], work: Callable[[Job, bool], _Done], verbose: bool, ver
               help=f"Chroma subsampling ({', '.join(_SUBSAMPLING_CODECS)}) [default: 4:2:0].")
 @click.option("-t", "--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Make the best file of at most this many bits per pixel, choosing scale, codec, "
-                   "quality and model (only among -c/-s when given). Tries every path: slower.")
+                   "quality and model (only among -c/-s when given). Encodes several paths: slower.")
 @click.option("--strip", is_flag=True,
               help="Leave out the ICC colour profile and EXIF data (kept by default, and restored by decode).")
 @click.option("--frame", type=click.IntRange(min=0), default=None,

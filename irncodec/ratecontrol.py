@@ -13,6 +13,13 @@ finer steps, and the next level up (or the smallest, when no level fits) with
 coarser ones. Each fitting file is then decoded exactly as
 :func:`irncodec.decode` would, and the one closest to the original (RGB PSNR)
 is kept. Sizes are those of the packed ``.irn`` file, header and alpha included.
+
+The networks' passes are what costs (kodim23 at 0.4 bpp: 147 of 169 s on one
+thread for all 14 paths), so the image codecs' paths are first ranked without
+them: each is tried with Lanczos in the network's place (the same LR size, codec,
+header and budget, bisected the same way), and only the best :data:`SHORTLIST`
+go through the network, with the per-level codecs at those paths' network
+scales. ``shortlist=None`` tries every path.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import torch
 from . import container, zoo
 from .errors import CodecError
 from .lr_codecs import available_codecs, codec_class, codecs_with_option, get_codec
-from .pipeline import Source, check_scale, load_encoder, network_scale_for, upscale
+from .pipeline import RESAMPLING, Source, check_scale, load_encoder, network_scale_for, network_size, upscale
 
 #: The scales rate control tries when none is given: the networks' own and, between
 #: them, resampled ones (a small factor wins at high rates, a large one at low rates).
@@ -36,6 +43,9 @@ from .pipeline import Source, check_scale, load_encoder, network_scale_for, upsc
 #: resampled paths (kodim23 at 0.4 bpp: 33.3 dB at scale 1.5 against WebP's 35.1 at
 #: 1.25) and they double the search's time.
 SEARCH_SCALES: tuple[float, ...] = (1.1, 1.25, 1.5, 2, 3, 4)
+#: How many image-codec paths, ranked with Lanczos in the network's place, are
+#: run through the network (see the module docstring).
+SHORTLIST = 3
 
 
 @dataclass(frozen=True)
@@ -82,15 +92,19 @@ def largest_fitting(low: int, high: int, size_of: Callable[[int], int], budget: 
 def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: float | None = None,
                      subsampling: str | None = None, device: str | torch.device = "cpu",
                      extra_bytes: int = 0, keep_metadata: bool = True,
-                     frame: int | None = None) -> RateControlled:
+                     frame: int | None = None, shortlist: int | None = SHORTLIST) -> RateControlled:
     """The ``.irn`` file of best RGB PSNR with at most ``target_bpp`` bits per pixel.
 
     ``codec`` and ``scale`` restrict the search to those; ``subsampling``
     applies to JPEG; ``extra_bytes`` is kept free for what the file will grow
     by afterwards (a viewable wrapper, :mod:`irncodec.viewable`). The metadata
     kept (``keep_metadata``, ``frame``: as for :func:`irncodec.encode`) counts
-    towards the size. Raises CodecError when no file fits the target.
+    towards the size. ``shortlist`` is how many image-codec paths go through the
+    network after the ranking without it (None: every path; see the module
+    docstring). Raises CodecError when no file fits the target.
     """
+    if shortlist is not None and (isinstance(shortlist, bool) or not isinstance(shortlist, int) or shortlist < 1):
+        raise CodecError(f"shortlist must be a positive whole number or None, got {shortlist!r}")
     try:
         target = float(target_bpp)
     except (TypeError, ValueError):
@@ -110,23 +124,24 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
         raise CodecError(f"subsampling applies to the {', '.join(takes_subsampling)} codec only")
     original = np.asarray(source.rgb)
 
+    paths = [(s, name) for s in scales for name in codecs
+             if scale is not None or not codec_class(name).per_level_models or s in zoo.DEFAULT_MODELS]
+    if shortlist is not None:
+        paths = _shortlisted(paths, source, subsampling, budget, shortlist, device)
     fitting: list[tuple[Candidate, bytes]] = []
     smallest: list[container.IrnFile] = []
-    for s in scales:
-        for name in codecs:
-            if scale is None and codec_class(name).per_level_models and s not in zoo.DEFAULT_MODELS:
-                continue
-            try:
-                found, least = _search_path(source, name, s, subsampling, budget, device)
-            except CodecError:  # this codec cannot store this image (e.g. too large for WebP)
-                continue
-            smallest += [least] if least is not None else []
-            for net, model_ref, lr_image, file, step in found:
-                decoded = np.asarray(upscale(net, lr_image, source.rgb.size, device=device,
-                                             network_size=file.header.network_size))
-                data = container.pack(file)
-                fitting.append((Candidate(name, s, model_ref, file.header.quality, len(data),
-                                          len(data) * 8 / source.pixels, _psnr(decoded, original), step), data))
+    for s, name in paths:
+        try:
+            found, least = _search_path(source, name, s, subsampling, budget, device)
+        except CodecError:  # this codec cannot store this image (e.g. too large for WebP)
+            continue
+        smallest += [least] if least is not None else []
+        for net, model_ref, lr_image, file, step in found:
+            decoded = np.asarray(upscale(net, lr_image, source.rgb.size, device=device,
+                                         network_size=file.header.network_size))
+            data = container.pack(file)
+            fitting.append((Candidate(name, s, model_ref, file.header.quality, len(data),
+                                      len(data) * 8 / source.pixels, _psnr(decoded, original), step), data))
     if not fitting:
         hint = "no codec applies"
         if smallest:
@@ -138,6 +153,61 @@ def encode_to_target(image, target_bpp: float, codec: str | None = None, scale: 
                          f"{target:g} bits per pixel ({budget} bytes): {hint}")
     best, data = max(fitting, key=lambda item: (item[0].psnr, -item[0].size))
     return RateControlled(data, best, [c for c, _ in fitting])
+
+
+def _shortlisted(paths: list[tuple[float, str]], source: Source, subsampling: str | None, budget: int,
+                 shortlist: int, device: str | torch.device) -> list[tuple[float, str]]:
+    """The paths worth the network's passes: the ``shortlist`` image-codec paths of best
+    PSNR with Lanczos in the network's place, and the per-level codecs' paths at those
+    paths' network scales (every path when no image-codec path fits at all)."""
+    image_paths = [(s, name) for s, name in paths if not codec_class(name).per_level_models]
+    if len(image_paths) <= shortlist:
+        return paths
+    ranked = []
+    for s, name in image_paths:
+        try:
+            psnr = _lanczos_psnr(source, name, s, subsampling, budget, device)
+        except CodecError:  # this codec cannot store this image: its real path cannot either
+            continue
+        if psnr is not None:
+            ranked.append((psnr, s, name))
+    if not ranked:  # nothing fits even without the network: every path, for the error's hint
+        return paths
+    kept = {(s, name) for _, s, name in sorted(ranked, reverse=True)[:shortlist]}
+    network_scales = {network_scale_for(s) for s, _ in kept}
+    return [(s, name) for s, name in paths
+            if (s, name) in kept or (codec_class(name).per_level_models and s in network_scales)]
+
+
+def _lanczos_psnr(source: Source, codec: str, scale: float, subsampling: str | None, budget: int,
+                  device: str | torch.device) -> float | None:
+    """RGB PSNR of a path's best file within ``budget`` with Lanczos resampling in place of the
+    network (None when none fits): the same LR size, codec and header, so the same budget."""
+    kind = codec_class(codec)
+    options = {"subsampling": subsampling} if subsampling is not None and "subsampling" in kind.options else {}
+    net, model_ref, lr_codec, _ = load_encoder(codec, None, scale, None, options.get("subsampling"), device)
+    width, height = source.rgb.size
+    resized = network_size((width, height), scale, net.scale)
+    if resized is None:
+        padding = (-width % net.scale, -height % net.scale)
+        lr_size = ((width + padding[0]) // net.scale, (height + padding[1]) // net.scale)
+    else:
+        padding, lr_size = (0, 0), (resized[0] // net.scale, resized[1] // net.scale)
+    lr_image = source.rgb.resize(lr_size, RESAMPLING)
+    payloads: dict[int, bytes] = {}
+
+    def size_of(quality: int) -> int:
+        if quality not in payloads:
+            payloads[quality] = lr_codec.encode(lr_image, quality)
+        return source.file(net, model_ref, lr_codec, lr_codec.validate_quality(quality), payloads[quality],
+                           padding, resized).size
+
+    low, high = (0, 0) if kind.lossless else (kind.min_quality, kind.max_quality)
+    quality = largest_fitting(low, high, size_of, budget)
+    if quality is None:
+        return None
+    decoded = lr_codec.decode(payloads[quality], lr_size).convert("RGB").resize(source.rgb.size, RESAMPLING)
+    return _psnr(np.asarray(decoded), np.asarray(source.rgb))
 
 
 class Found(NamedTuple):

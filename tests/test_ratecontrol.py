@@ -12,6 +12,7 @@ from irncodec import container, zoo
 from irncodec.cli import main
 from irncodec.errors import CodecError
 from irncodec.pipeline import network_scale_for
+from irncodec import ratecontrol
 from irncodec.ratecontrol import SEARCH_SCALES, encode_to_target, largest_fitting
 
 from .conftest import photo_like
@@ -29,7 +30,7 @@ def image():
 
 @pytest.fixture(scope="module")
 def at_one_bpp(image):
-    return encode_to_target(image, 1.0)
+    return encode_to_target(image, 1.0, shortlist=None)  # every path
 
 
 def test_file_fits_and_decodes_to_the_reported_quality(image, at_one_bpp):
@@ -118,6 +119,66 @@ def test_search_can_be_restricted_to_a_codec_and_scale(image):
     header = container.unpack(result.data).header
     assert (header.codec, header.scale) == ("webp", 4)
     assert irncodec.encode(image, target_bpp=0.8, codec="webp", scale=4) == result.data  # library argument
+
+
+def _searched(monkeypatch, ranking, run=True):
+    """Paths the search runs through the network when the Lanczos ranking gives ``ranking``'s
+    PSNRs (``run`` False: recorded only, as if none fitted)."""
+    searched = []
+    real_search = ratecontrol._search_path
+    monkeypatch.setattr(ratecontrol, "_lanczos_psnr", lambda source, codec, scale, *a: ranking.get((codec, scale)))
+
+    def search(source, codec, scale, *args):
+        searched.append((codec, scale))
+        return real_search(source, codec, scale, *args) if run else ([], None)
+
+    monkeypatch.setattr(ratecontrol, "_search_path", search)
+    return searched
+
+
+def test_shortlist_runs_the_network_on_the_best_ranked_paths_and_their_levels(image, monkeypatch):
+    searched = _searched(monkeypatch, {("webp", 3): 30.0, ("jpeg", 1.25): 29.0, ("webp", 1.1): 28.0})
+    result = encode_to_target(image, 1.0, shortlist=2)
+    # The two best, and the entropy coder's levels at their networks' scales (4 for 3, 2 for 1.25).
+    assert sorted(searched, key=str) == sorted([("webp", 3), ("jpeg", 1.25), ("entropy", 4), ("entropy", 2)],
+                                               key=str)
+    assert {(c.codec, c.scale) for c in result.candidates} <= set(searched)
+
+
+@pytest.mark.parametrize(("ranking", "paths"), [
+    ({("webp", 3): 30.0, ("jpeg", 1.25): 29.0}, [("entropy", 4), ("webp", 3)]),
+    ({}, [(codec, s) for s in SEARCH_SCALES for codec in ("entropy", "jpeg", "webp")
+          if codec != "entropy" or s in (2, 4)]),  # nothing fits without the network: every path
+])
+def test_shortlist_of_one(image, monkeypatch, ranking, paths):
+    searched = _searched(monkeypatch, ranking, run=False)
+    with pytest.raises(CodecError):
+        encode_to_target(image, 1.0, shortlist=1)
+    assert sorted(searched) == sorted(paths)
+
+
+def test_lanczos_ranking_is_the_path_with_lanczos_in_the_networks_place(image):
+    """The ranking's PSNR, recomputed by hand: the LR size the path stores, Lanczos both ways,
+    the largest WebP quality whose payload plus the path's real overhead fits."""
+    from irncodec.lr_codecs import get_codec
+    from irncodec.pipeline import Source
+
+    target = 1.0
+    budget = int(target * 96 * 64 // 8)
+    real = container.unpack(irncodec.encode(image, codec="webp", scale=1.5, quality=50))
+    overhead = real.size - len(real.payload)
+    lr = image.convert("RGB").resize((64, 43), Image.LANCZOS)
+    webp = get_codec("webp")
+    fits = [q for q in range(0, 101) if len(webp.encode(lr, q)) + overhead <= budget]
+    decoded = webp.decode(webp.encode(lr, max(fits)), (64, 43)).convert("RGB").resize((96, 64), Image.LANCZOS)
+    psnr = ratecontrol._lanczos_psnr(Source(image), "webp", 1.5, None, budget, "cpu")
+    assert psnr == pytest.approx(_psnr(decoded, image.convert("RGB")), abs=1e-9)
+
+
+@pytest.mark.parametrize("shortlist", [0, -1, 1.5, True, "3"])
+def test_bad_shortlists_are_codec_errors(image, shortlist):
+    with pytest.raises(CodecError, match="shortlist"):
+        encode_to_target(image, 1.0, shortlist=shortlist)
 
 
 def test_alpha_counts_towards_the_size_and_is_kept():
