@@ -8,11 +8,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 import irncodec
-from irncodec import container, zoo
+from irncodec import container, ratecontrol, zoo
 from irncodec.cli import main
 from irncodec.errors import CodecError
 from irncodec.pipeline import network_scale_for
-from irncodec import ratecontrol
 from irncodec.ratecontrol import SEARCH_SCALES, encode_to_target, largest_fitting
 
 from .conftest import photo_like
