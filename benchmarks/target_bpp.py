@@ -103,9 +103,21 @@ def baselines() -> dict[str, Callable[[Image.Image, int], tuple[Any, str] | None
 @click.option("--targets", default="0.25,0.4", show_default=True, help="Comma-separated bits per pixel.")
 @click.option("--methods", default=None,
               help="Comma-separated columns to measure (default: irncodec and every baseline).")
+@click.option("--shortlist", default=None,
+              help="Paths rate control runs through the network after ranking them without it, "
+                   "or 'all' for every path [default: the library's].")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
-def main(dataset: Path, images: str, targets: str, methods: str | None, out: Path) -> None:
-    from irncodec.ratecontrol import encode_to_target
+def main(dataset: Path, images: str, targets: str, methods: str | None, shortlist: str | None, out: Path) -> None:
+    from irncodec.ratecontrol import SHORTLIST, encode_to_target
+
+    if shortlist is None:
+        short: int | None = SHORTLIST
+    elif shortlist == "all":
+        short = None
+    elif shortlist.isdigit() and int(shortlist) > 0:
+        short = int(shortlist)
+    else:
+        raise click.BadParameter(f"a positive whole number or 'all', got {shortlist!r}", param_hint="--shortlist")
 
     wanted = [s.strip() for s in images.split(",") if s.strip()]
     paths = {p.stem: p for p in list_images(dataset)}
@@ -130,7 +142,7 @@ def main(dataset: Path, images: str, targets: str, methods: str | None, out: Pat
             budget = int(target * pixels // 8)
             if "irncodec" in names:
                 start = time.perf_counter()
-                result = encode_to_target(img, target)
+                result = encode_to_target(img, target, shortlist=short)
                 import irncodec
 
                 decoded = irncodec.decode(result.data)
@@ -148,6 +160,7 @@ def main(dataset: Path, images: str, targets: str, methods: str | None, out: Pat
                                                             if r[4] is not None))
     command = f"python benchmarks/target_bpp.py --targets {targets} --images {images}"
     command += f" --methods {methods}" if methods is not None else ""
+    command += f" --shortlist {shortlist}" if shortlist is not None else ""
     lines = [f"At a target size: irncodec `--target-bpp` against the best baseline file no larger "
              f"(`{command}`; {dataset.name}). bpp / RGB PSNR (dB) / how.", ""]
     for target in bpps:

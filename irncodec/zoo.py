@@ -37,7 +37,7 @@ DEFAULT_MODELS = {2: "irn-x2-small", 4: "irn-x4-small"}
 #: Models trained through a lossy LR codec (SAIN-style), preferred when encoding with it.
 #: A retrained default gets a new name here; the model it replaces stays shipped for old files.
 CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate-v2", (4, "jpeg"): "irn-x4-jpeg-rate",
-                (2, "webp"): "irn-x2-webp-v2"}
+                (2, "webp"): "irn-x2-webp-rate"}
 #: For codecs whose every quality is its own model (``per_level_models``, such as
 #: the learned entropy coder): the model of each (scale, level). A retrained
 #: level gets a new name (files name their model, so the old one stays shipped).
