@@ -116,6 +116,18 @@ def network_size(size: tuple[int, int], scale: float, net_scale: int) -> tuple[i
     return None if resized == tuple(size) else (resized[0], resized[1])
 
 
+def lr_layout(size: tuple[int, int], scale: float, net_scale: int
+              ) -> tuple[tuple[int, int] | None, tuple[int, int], tuple[int, int]]:
+    """Where an image of ``size`` goes at ``scale`` through an x``net_scale`` network: the size
+    it is resampled to (None: not resampled, see :func:`network_size`), the padding the
+    network adds, and the LR image's size; what :meth:`Source.downscale` makes, without
+    running the network."""
+    resized = network_size(size, scale, net_scale)
+    width, height = resized or size
+    pad_x, pad_y = tensors.padding_to_multiple(width, height, net_scale)
+    return resized, (pad_x, pad_y), ((width + pad_x) // net_scale, (height + pad_y) // net_scale)
+
+
 def _resolve_model(model: str | None, scale: float | None, codec: str, quality: int) -> str:
     if model is None:
         return zoo.default_model(2 if scale is None else network_scale_for(scale), codec, quality)

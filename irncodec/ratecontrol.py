@@ -33,8 +33,8 @@ import torch
 
 from . import container, zoo
 from .errors import CodecError
-from .lr_codecs import available_codecs, codec_class, codecs_with_option, get_codec
-from .pipeline import RESAMPLING, Source, check_scale, load_encoder, network_scale_for, network_size, upscale
+from .lr_codecs import LRCodec, available_codecs, codec_class, codecs_with_option, get_codec
+from .pipeline import RESAMPLING, Source, check_scale, load_encoder, lr_layout, network_scale_for, upscale
 
 #: The scales rate control tries when none is given: the networks' own and, between
 #: them, resampled ones (a small factor wins at high rates, a large one at low rates).
@@ -183,16 +183,8 @@ def _lanczos_psnr(source: Source, codec: str, scale: float, subsampling: str | N
                   device: str | torch.device) -> float | None:
     """RGB PSNR of a path's best file within ``budget`` with Lanczos resampling in place of the
     network (None when none fits): the same LR size, codec and header, so the same budget."""
-    kind = codec_class(codec)
-    options = {"subsampling": subsampling} if subsampling is not None and "subsampling" in kind.options else {}
-    net, model_ref, lr_codec, _ = load_encoder(codec, None, scale, None, options.get("subsampling"), device)
-    width, height = source.rgb.size
-    resized = network_size((width, height), scale, net.scale)
-    if resized is None:
-        padding = (-width % net.scale, -height % net.scale)
-        lr_size = ((width + padding[0]) // net.scale, (height + padding[1]) // net.scale)
-    else:
-        padding, lr_size = (0, 0), (resized[0] // net.scale, resized[1] // net.scale)
+    kind, net, model_ref, lr_codec = _image_codec_encoder(codec, scale, subsampling, device)
+    resized, padding, lr_size = lr_layout(source.rgb.size, scale, net.scale)
     lr_image = source.rgb.resize(lr_size, RESAMPLING)
     payloads: dict[int, bytes] = {}
 
@@ -202,12 +194,26 @@ def _lanczos_psnr(source: Source, codec: str, scale: float, subsampling: str | N
         return source.file(net, model_ref, lr_codec, lr_codec.validate_quality(quality), payloads[quality],
                            padding, resized).size
 
-    low, high = (0, 0) if kind.lossless else (kind.min_quality, kind.max_quality)
-    quality = largest_fitting(low, high, size_of, budget)
+    quality = largest_fitting(*_quality_range(kind), size_of, budget)
     if quality is None:
         return None
     decoded = lr_codec.decode(payloads[quality], lr_size).convert("RGB").resize(source.rgb.size, RESAMPLING)
     return _psnr(np.asarray(decoded), np.asarray(source.rgb))
+
+
+def _image_codec_encoder(codec: str, scale: float, subsampling: str | None, device: str | torch.device
+                         ) -> tuple[type[LRCodec], Any, str, LRCodec]:
+    """An image codec's class, network, model name and LR codec for a path (``subsampling``
+    only where the codec takes it)."""
+    kind = codec_class(codec)
+    chosen = subsampling if "subsampling" in kind.options else None
+    net, model_ref, lr_codec, _ = load_encoder(codec, None, scale, None, chosen, device)
+    return kind, net, model_ref, lr_codec
+
+
+def _quality_range(kind: type[LRCodec]) -> tuple[int, int]:
+    """The qualities bisected over: the codec's, or the one a lossless codec ignores."""
+    return (0, 0) if kind.lossless else (kind.min_quality, kind.max_quality)
 
 
 class Found(NamedTuple):
@@ -226,12 +232,10 @@ def _search_path(source: Source, codec: str, scale: float, subsampling: str | No
                  device: str | torch.device) -> tuple[list[Found], container.IrnFile | None]:
     """The path's best files within ``budget`` (network, model, decoded LR image,
     file; none, one, or two for a codec with steps), and its smallest file."""
-    kind = codec_class(codec)
-    if kind.per_level_models:
+    if codec_class(codec).per_level_models:
         return _search_levels(source, codec, scale, budget, device)
-    options = {"subsampling": subsampling} if subsampling is not None and "subsampling" in kind.options else {}
     made: dict[int, Found] = {}
-    net, model_ref, lr_codec, _ = load_encoder(codec, None, scale, None, options.get("subsampling"), device)
+    kind, net, model_ref, lr_codec = _image_codec_encoder(codec, scale, subsampling, device)
     lr_image, padding, resized = source.downscale(net, scale, device)
 
     def size_of(quality: int) -> int:
@@ -242,7 +246,7 @@ def _search_path(source: Source, codec: str, scale: float, subsampling: str | No
             made[quality] = Found(net, model_ref, None, file)
         return made[quality].file.size
 
-    low, high = (0, 0) if kind.lossless else (kind.min_quality, kind.max_quality)
+    low, high = _quality_range(kind)
     quality = largest_fitting(low, high, size_of, budget)
     smallest = made[low].file
     if quality is None:

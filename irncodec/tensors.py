@@ -73,6 +73,12 @@ def pad_pixels_to_multiple(pixels: np.ndarray, multiple: int) -> tuple[np.ndarra
     return np.pad(pixels, ((0, pad_y), (0, pad_x), (0, 0)), mode="reflect" if reflect else "edge"), pad_x, pad_y
 
 
+def padding_to_multiple(width: int, height: int, multiple: int) -> tuple[int, int]:
+    """The right and bottom padding :func:`pad_to_multiple` adds to a ``width`` x ``height`` image."""
+    pad_x, pad_y, _ = _padding(width, height, multiple)
+    return pad_x, pad_y
+
+
 def _padding(width: int, height: int, multiple: int) -> tuple[int, int, bool]:
     """Right and bottom padding to a multiple, and whether reflection is possible."""
     if multiple < 1:

@@ -163,3 +163,15 @@ def test_viewable_file_and_pillow_plugin_at_a_resampled_scale(tmp_path, tiny_wei
     path.write_bytes(data)
     with Image.open(path) as im:
         assert (im.format, im.size, im.info["irn_scale"], im.info["irn_version"]) == ("IRN", (60, 36), 1.5, 5)
+
+
+@pytest.mark.parametrize(("size", "scale", "net_scale"), [((41, 27), 2, 2), ((41, 27), 1.5, 2), ((41, 27), 3, 4),
+                                                          ((40, 28), 4, 4), ((33, 17), 1.1, 2)])
+def test_lr_layout_is_what_downscale_makes(size, scale, net_scale):
+    """Rate control's ranking sizes its Lanczos LR images with lr_layout: it must match the network's."""
+    from irncodec import zoo
+    from irncodec.pipeline import Source, lr_layout
+
+    net = zoo.load_model(zoo.DEFAULT_MODELS[net_scale])
+    lr_image, padding, resized = Source(Image.new("RGB", size, (90, 120, 30))).downscale(net, scale)
+    assert lr_layout(size, scale, net_scale) == (resized, padding, lr_image.size)
