@@ -174,6 +174,69 @@ def measure_in_subprocess(job: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# --- a new process per run: what a user of the command line waits for ------------
+
+#: A new Python process that encodes with Pillow's AVIF, the cold start's reference.
+_AVIF_PROCESS = ("import sys\nfrom PIL import Image\n"
+                 "Image.open(sys.argv[1]).convert('RGB').save(sys.argv[2], 'AVIF', quality=int(sys.argv[3]))\n")
+
+
+def cold_commands(image: Path, folder: Path, quality: int, model: str | None, codec: str, level: int | None,
+                  threads: int | None) -> dict[str, list[str]]:
+    """The commands timed from a new process each: irncodec's encode, info and --help, and Pillow AVIF."""
+    irncodec = [sys.executable, "-m", "irncodec"]
+    encode = [*irncodec, "encode", str(image), str(folder / "cold.irn"), "-f", "-c", codec,
+              "-q", str(level if level is not None else quality)]
+    encode += ["-m", model] if model else []
+    encode += ["--threads", str(threads)] if threads else []
+    return {"irncodec encode": encode, "irncodec info": [*irncodec, "info", str(folder / "cold.irn")],
+            "irncodec --help": [*irncodec, "--help"],
+            "python + Pillow AVIF": [sys.executable, "-c", _AVIF_PROCESS, str(image), str(folder / "cold.avif"),
+                                     str(quality)]}
+
+
+def time_commands(commands: dict[str, list[str]], repeat: int) -> list[dict[str, Any]]:
+    """Median wall time of each command, each run a new process (the first run untimed: disk cache)."""
+    rows = []
+    for name, command in commands.items():
+        times = []
+        for attempt in range(repeat + 1):
+            start = time.perf_counter()
+            proc = subprocess.run(command, capture_output=True, text=True)
+            elapsed = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise click.ClickException(f"{name} failed:\n{proc.stderr.strip()[-2000:]}")
+            if attempt:
+                times.append(elapsed)
+        rows.append({"command": name, "seconds": statistics.median(times), "times": times})
+    return rows
+
+
+def cold_markdown(rows: Sequence[dict[str, Any]], image: str) -> str:
+    """The cold-start table, each command also as a multiple of the Pillow AVIF process."""
+    reference = next((r["seconds"] for r in rows if r["command"] == "python + Pillow AVIF"), None)
+    lines = [f"A new process per run, {image} (median wall time):", "",
+             "| command | s | x Pillow AVIF process |", "| --- | ---: | ---: |"]
+    for r in rows:
+        ratio = f"{r['seconds'] / reference:.1f}" if reference else ""
+        lines.append(f"| {r['command']} | {r['seconds']:.2f} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def avif_multiples(means: Sequence[dict[str, Any]]) -> str:
+    """Each irncodec method's encode + decode time (in this process) as a multiple of Pillow AVIF's."""
+    avif = next((m for m in means if m["method"] == "avif" and m["device"] == "cpu"), None)
+    if avif is None:
+        return ""
+    reference = avif["encode_s"] + avif["decode_s"]
+    lines = [f"Encode + decode, mean over images, as a multiple of Pillow AVIF's ({reference * 1e3:.0f} ms):", ""]
+    for m in means:
+        if m["method"].startswith("irncodec"):
+            total = m["encode_s"] + m["decode_s"]
+            lines.append(f"- {m['method']} ({m['device']}): {total * 1e3:.0f} ms, {total / reference:.1f}x")
+    return "\n".join(lines) + "\n"
+
+
 # --- what to measure -----------------------------------------------------------
 
 def pillow_methods(notes: list[str]) -> list[str]:
@@ -295,22 +358,28 @@ def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads for irncodec.")
 @click.option("--quality", type=click.IntRange(1, 100), default=75, show_default=True,
               help="Quality of every codec (irncodec's JPEG LR image included).")
-@click.option("--scale", "scales", multiple=True, callback=scales_option,
+@click.option("--scale", "scales", multiple=True,
               help="irncodec scales from 1.1 to 4 (e.g. 2 or 1.5,2,4); default: 2 and 4.")
 @click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped models.")
-@click.option("--codec", default="jpeg", show_default=True, callback=lambda ctx, param, value: _lossy_codec(value),
+@click.option("--codec", default="jpeg", show_default=True,
               help="irncodec's LR codec (a lossy one: jpeg, webp, entropy, ...).")
 @click.option("--level", type=click.IntRange(1, 8), default=2, show_default=True,
               help="With a codec whose levels are models (entropy): the level (its model) irncodec uses.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
               show_default="benchmarks/results", help="Output folder.")
+@click.option("--cold/--no-cold", default=True, show_default=True,
+              help="Also time new processes: irncodec encode/info/--help of the first image against a "
+                   "Python process that encodes it with Pillow's AVIF.")
 @click.option("--worker", default=None, hidden=True, help="Internal: run one JSON job and print its result.")
 def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, quality: int,
-         scales: list[float], model: str | None, codec: str, level: int, out: Path, worker: str | None) -> None:
+         scales: tuple[str, ...] | list[float], model: str | None, codec: str, level: int, out: Path, cold: bool,
+         worker: str | None) -> None:
     """Time encoding and decoding, and measure peak memory, per image and codec."""
     if worker is not None:
         click.echo(json.dumps(run_job(json.loads(worker))))
         return
+    # checked here, not as option callbacks: the checks import irncodec and torch, which Pillow workers must not
+    codec, scales = _lossy_codec(codec), scales_option(click.get_current_context(), None, scales)  # type: ignore[arg-type]
     from tqdm import tqdm
 
     notes: list[str] = []
@@ -324,14 +393,21 @@ def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, qua
         except ModelError as exc:
             raise click.BadParameter(str(exc), param_hint="--level") from None
     devices = ["cpu"] + (["cuda"] if cuda_available() else [])
-    jobs = plan(list_images(dataset, limit), models, pillow_methods(notes), quality, repeat, threads, devices,
+    images = list_images(dataset, limit)
+    jobs = plan(images, models, pillow_methods(notes), quality, repeat, threads, devices,
                 codec, level)
     for note in notes:
         click.echo(note, err=True)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(job, Path(tmp), measure_in_subprocess)
                 for job in tqdm(jobs, desc="measurements", unit="job", file=sys.stderr)]
-    rows += mean_rows(rows)
+        cold_rows = []
+        if cold:  # the command line picks its own model unless one is named, as a user's call does
+            commands = cold_commands(images[0], Path(tmp), quality, model, codec,
+                                     level if _per_level(codec) else None, threads)
+            cold_rows = time_commands(commands, repeat)
+    means = mean_rows(rows)
+    rows += means
     rows.sort(key=lambda r: (r["image"] == "mean", r["image"], r["method"], r["device"]))
     out.mkdir(parents=True, exist_ok=True)
     meta = {"dataset": str(dataset), "repeat": repeat, "threads": threads, "quality": quality,
@@ -339,9 +415,11 @@ def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, qua
             "models": {str(s): m for s, m in models.items()}, "notes": notes,
             "cpu_count": os.cpu_count()}
     with open(out / "speed.json", "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+        json.dump({"meta": meta, "rows": rows, "cold": cold_rows}, f, indent=2)
         f.write("\n")
-    table = speed_markdown(rows)
+    table = speed_markdown(rows) + "\n" + avif_multiples(means)
+    if cold_rows:
+        table += "\n" + cold_markdown(cold_rows, images[0].name)
     header = (f"# Speed ({len(rows)} rows, quality {quality}, median of {repeat}, "
               f"threads {threads or 'default'})\n\n")
     (out / "speed.md").write_text(header + table + "".join(f"\n{n}\n" for n in notes))

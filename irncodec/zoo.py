@@ -42,8 +42,8 @@ CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate-v2", (4, "jpeg"): "irn-x4-jpeg-r
 #: the learned entropy coder): the model of each (scale, level). A retrained
 #: level gets a new name (files name their model, so the old one stays shipped).
 #: Each runs its coder in integers (``-exact``), so its files decode the same everywhere.
-LEVEL_MODELS = {"entropy": {(2, 1): "irn-x2-entropy-q1-exact", (2, 2): "irn-x2-entropy-q2-v2-exact",
-                            (2, 3): "irn-x2-entropy-q3-v3-exact", (2, 4): "irn-x2-entropy-q4-v3-exact",
+LEVEL_MODELS = {"entropy": {(2, 1): "irn-x2-entropy-q1-v2-exact", (2, 2): "irn-x2-entropy-q2-v2-exact",
+                            (2, 3): "irn-x2-entropy-q3-v3-exact", (2, 4): "irn-x2-entropy-q4-v4-exact",
                             (2, 5): "irn-x2-entropy-q5-exact"}}
 #: A manifest entry's ``arithmetic`` for models whose entropy coder runs in integers.
 EXACT = "exact"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -431,6 +432,24 @@ def test_speed_measures_the_entropy_path(dataset, tmp_path, tiny_entropy_weights
     row = speed.measure(job, tmp_path, speed.run_job)
     data = irncodec.encode(photo_like(64, 48), quality=3, codec="entropy", model=tiny_entropy_weights[2])
     assert row["bytes"] == len(data)
+
+
+def test_speed_times_new_processes_against_a_pillow_avif_process(dataset, tmp_path, tiny_weights):
+    commands = speed.cold_commands(dataset / "img0.png", tmp_path, 75, tiny_weights[2], "jpeg", None, 1)
+    assert commands["irncodec encode"][-4:] == ["-m", tiny_weights[2], "--threads", "1"]
+    del commands["python + Pillow AVIF"]  # Pillow may lack AVIF here; its command is the same kind
+    rows = speed.time_commands(commands, repeat=1)
+    assert [r["command"] for r in rows] == ["irncodec encode", "irncodec info", "irncodec --help"]
+    decoded = irncodec.decode((tmp_path / "cold.irn").read_bytes(), model=tiny_weights[2])
+    assert decoded.size == (64, 48)  # the encode really ran
+    rows.append({"command": "python + Pillow AVIF", "seconds": rows[0]["seconds"] / 4})
+    table = speed.cold_markdown(rows, "img0.png")
+    assert "| irncodec encode | " in table and table.splitlines()[4].endswith("| 4.0 |")
+    means = [{"method": "avif", "device": "cpu", "encode_s": 0.1, "decode_s": 0.05},
+             {"method": "irncodec-x2", "device": "cpu", "encode_s": 0.6, "decode_s": 0.9}]
+    assert "irncodec-x2 (cpu): 1500 ms, 10.0x" in speed.avif_multiples(means)
+    with pytest.raises(click.ClickException, match="irncodec info failed"):
+        speed.time_commands({"irncodec info": [sys.executable, "-m", "irncodec", "info", str(tmp_path / "no")]}, 1)
 
 
 def test_means_leave_out_nan_ms_ssim():

@@ -9,7 +9,7 @@ import yaml
 
 from irncodec import zoo
 from irncodec.errors import ConfigError
-from irncodec.models import IRN
+from irncodec.models import IRN, count_parameters
 from irncodec.train import TrainConfig, Trainer, export_checkpoint, load_compatible, train
 
 from .conftest import photo_like
@@ -140,7 +140,7 @@ def test_init_from_weights(tiny_config, tmp_path):
     sampled = IRN(dataclasses.replace(first.model.config, decode_temperature=1.0))
     sampled.load_state_dict(first.model.state_dict())
     load_compatible(trainer.model, sampled)
-    cfg["model"]["growth"] = 5
+    cfg["model"]["growth"] = 3  # a model can grow from trained weights, never shrink
     tiny_config.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match="architecture"):
         train(tiny_config, tmp_path / "c", progress=False)
@@ -284,6 +284,29 @@ def test_plain_irn_seeds_a_sain_model_that_behaves_identically(tiny_config, tmp_
         train(tiny_config, tmp_path / "c", progress=False)
 
 
+@pytest.mark.parametrize("model", [{"architecture": "irn", "simulator_blocks": 0, "z_prior": "gaussian"}, {}],
+                         ids=["irn", "sain"])
+def test_a_larger_model_grows_from_trained_weights_and_computes_the_same(tiny_config, tmp_path, model):
+    small_config = {**SAIN, **model}
+    _with(tiny_config, model=small_config, lr_proxy="jpeg" if not model else None)
+    small = train(tiny_config, tmp_path / "a", progress=False).model.eval()
+    weights = tmp_path / "small.safetensors"
+    zoo.export(small, weights, half=False)
+    _with(tiny_config, model={**small_config, "blocks_per_stage": 3, "growth": 6}, init_from=str(weights))
+    grown = train(tiny_config, tmp_path / "b", progress=False, stop_at=0).model.eval()
+    assert count_parameters(grown) > 2 * count_parameters(small)
+    x = torch.rand(2, 3, 16, 20)
+    with torch.no_grad():
+        before, after = small.rescale(x), grown.rescale(x)
+        for a, b in zip(before, after):
+            assert (a - b).abs().max() < 1e-6
+        assert (small.inverse(before.lr, before.z) - grown.inverse(before.lr, before.z)).abs().max() < 1e-6
+    # the grown model trains, and the new weights move
+    grown_run = train(tiny_config, tmp_path / "c", progress=False).model
+    new_block = grown_run.inn.module_list[2]  # after the Haar step: trained block 0, this new one, trained block 1
+    assert new_block.phi.out.weight.abs().max() > 0
+
+
 def _ddp_worker(rank: int, world: int, port: int, config: str, run_dir: str, stop_at, out: str) -> None:
     import os
 
@@ -395,12 +418,12 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_shipped_configs_load_and_build(path):
     """Every config in configs/ parses, builds its model, and starts from something that exists."""
-    from irncodec.models import IRN
-
     config = TrainConfig.from_yaml(path)
-    assert IRN(config.model).scale == config.model.scale
+    model = IRN(config.model)
+    assert model.scale == config.model.scale
     if config.init_from and not config.init_from.endswith(".safetensors"):
         assert config.init_from in zoo.available_models(), config.init_from
+        load_compatible(model, zoo.load_model(config.init_from))  # can seed it (or grow into it)
 
 
 def test_old_learning_rate_keys_are_read_under_their_new_names(tiny_config, tmp_path):

@@ -26,11 +26,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
-from FrEIA.framework import SequenceINN
-from FrEIA.modules import HaarDownsampling
 from torch import Tensor, nn
 
 from .blocks import EnhancedCouplingBlock, IRNCouplingBlock, dense_subnet
+from .freia import HaarDownsampling, SequenceINN
 
 if TYPE_CHECKING:
     from .lr_coder import LRHyperprior

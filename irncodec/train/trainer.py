@@ -22,10 +22,11 @@ from ..channels import Channel, make_channel
 from ..data import RandomCrops
 from ..errors import ConfigError
 from ..lr_codecs import codec_class
-from ..models import IRN, count_parameters
+from ..models import IRN, IRNConfig, count_parameters
 from .config import TrainConfig
 from .distributed import any_process, data_parallel, distributed_context, init_distributed, process_mean, select_device
 from .evaluation import evaluate, load_eval_images
+from .grow import can_grow, grow
 from .losses import LossModule, loss_terms, network_autocast, weighted_total
 
 
@@ -35,8 +36,16 @@ def load_compatible(model: IRN, trained: IRN) -> None:
     The architectures must match, except that a plain IRN may seed a SAIN model
     (or a Gaussian prior a mixture one): the E-InvBlock's extra subnet and the
     simulator blocks start as the identity, so the result behaves exactly like
-    the trained IRN and fine-tuning starts from it.
+    the trained IRN and fine-tuning starts from it. A model with more blocks per
+    stage or a larger growth is seeded by growing the trained one (see
+    :mod:`irncodec.train.grow`), which keeps what it computes.
     """
+    if can_grow(trained, model):
+        larger = dict(trained.config.to_dict(), blocks_per_stage=model.config.blocks_per_stage,
+                      growth=model.config.growth)
+        grown = IRN(IRNConfig(**larger))  # on the trained model's device (the CPU); loading moves it
+        grow(trained, grown)
+        trained = grown
     ours, theirs = model.config.to_dict(), trained.config.to_dict()
     for settings in (ours, theirs):
         settings.pop("decode_temperature", None)  # how to decode, not architecture
