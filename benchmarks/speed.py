@@ -358,7 +358,7 @@ def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads for irncodec.")
 @click.option("--quality", type=click.IntRange(1, 100), default=75, show_default=True,
               help="Quality of every codec (irncodec's JPEG LR image included).")
-@click.option("--scale", "scales", multiple=True,
+@click.option("--scale", "scale_texts", multiple=True,
               help="irncodec scales from 1.1 to 4 (e.g. 2 or 1.5,2,4); default: 2 and 4.")
 @click.option("--model", default=None, help="Zoo name or .safetensors path instead of the shipped models.")
 @click.option("--codec", default="jpeg", show_default=True,
@@ -372,14 +372,15 @@ def speed_markdown(rows: Sequence[dict[str, Any]]) -> str:
                    "Python process that encodes it with Pillow's AVIF.")
 @click.option("--worker", default=None, hidden=True, help="Internal: run one JSON job and print its result.")
 def main(dataset: Path, limit: int | None, repeat: int, threads: int | None, quality: int,
-         scales: tuple[str, ...] | list[float], model: str | None, codec: str, level: int, out: Path, cold: bool,
+         scale_texts: tuple[str, ...], model: str | None, codec: str, level: int, out: Path, cold: bool,
          worker: str | None) -> None:
     """Time encoding and decoding, and measure peak memory, per image and codec."""
     if worker is not None:
         click.echo(json.dumps(run_job(json.loads(worker))))
         return
     # checked here, not as option callbacks: the checks import irncodec and torch, which Pillow workers must not
-    codec, scales = _lossy_codec(codec), scales_option(click.get_current_context(), None, scales)  # type: ignore[arg-type]
+    codec = _lossy_codec(codec)
+    scales = scales_option(click.get_current_context(), None, scale_texts)  # type: ignore[arg-type]
     from tqdm import tqdm
 
     notes: list[str] = []

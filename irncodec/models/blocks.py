@@ -60,8 +60,8 @@ class DenseBlock(nn.Module):
         Concatenating the growing feature list took about a quarter of inference
         time; here each convolution reads a channel prefix of the buffer. The
         buffer is channels-last, the layout oneDNN's CPU convolutions work in, so
-        they skip a reorder of every input: 1.8x faster in all on a 2-core CPU
-        (``benchmarks/speed.py``), the same values up to float rounding.
+        they skip a reorder of every input. Together, encode + decode 1.5x faster on
+        a 2-core CPU (``benchmarks/speed.py``), the same values up to float rounding.
         """
         channels, growth = x.shape[1], self.growth
         features = torch.empty((x.shape[0], channels + len(self.convs) * growth, *x.shape[2:]),

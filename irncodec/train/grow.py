@@ -35,9 +35,9 @@ _MODULE_KEY = re.compile(r"inn\.module_list\.(\d+)\.(.+)")
 
 def can_grow(small: IRN, large: IRN) -> bool:
     """Whether ``large`` differs from ``small`` only by as many or more blocks per stage and growth."""
-    a, b = small.config.to_dict(), large.config.to_dict()
-    return (b["blocks_per_stage"] >= a["blocks_per_stage"] and b["growth"] >= a["growth"]
-            and (b["blocks_per_stage"], b["growth"]) != (a["blocks_per_stage"], a["growth"]))
+    a, b = small.config, large.config
+    return (b.blocks_per_stage >= a.blocks_per_stage and b.growth >= a.growth
+            and (b.blocks_per_stage, b.growth) != (a.blocks_per_stage, a.growth))
 
 
 def module_map(small: IRN, large: IRN) -> dict[int, int]:
@@ -99,7 +99,7 @@ def grow(small: IRN, large: IRN) -> None:
         else:
             grown[new_key] = _widened(subnet.group(3), subnet.group(4), value, target[new_key],
                                       old_growth, new_growth)
-    missing = [k for k in grown if k not in target]
-    if missing:
-        raise ValueError(f"the grown model has no {missing[0]}")
+    unknown = [k for k in grown if k not in target]
+    if unknown:
+        raise ValueError(f"the grown model has no {unknown[0]}")
     large.load_state_dict({**target, **grown})

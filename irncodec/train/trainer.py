@@ -7,6 +7,7 @@ the iteration, so a resumed run continues exactly where it stopped.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -22,7 +23,7 @@ from ..channels import Channel, make_channel
 from ..data import RandomCrops
 from ..errors import ConfigError
 from ..lr_codecs import codec_class
-from ..models import IRN, IRNConfig, count_parameters
+from ..models import IRN, count_parameters
 from .config import TrainConfig
 from .distributed import any_process, data_parallel, distributed_context, init_distributed, process_mean, select_device
 from .evaluation import evaluate, load_eval_images
@@ -41,9 +42,9 @@ def load_compatible(model: IRN, trained: IRN) -> None:
     :mod:`irncodec.train.grow`), which keeps what it computes.
     """
     if can_grow(trained, model):
-        larger = dict(trained.config.to_dict(), blocks_per_stage=model.config.blocks_per_stage,
-                      growth=model.config.growth)
-        grown = IRN(IRNConfig(**larger))  # on the trained model's device (the CPU); loading moves it
+        larger = dataclasses.replace(trained.config, blocks_per_stage=model.config.blocks_per_stage,
+                                     growth=model.config.growth)
+        grown = IRN(larger)  # on the trained model's device (the CPU); loading moves it
         grow(trained, grown)
         trained = grown
     ours, theirs = model.config.to_dict(), trained.config.to_dict()
