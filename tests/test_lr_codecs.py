@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import struct
+import warnings
+import zlib
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,6 +19,7 @@ from irncodec import lr_codecs
 from irncodec.container import Header, IrnFile, pack, unpack
 from irncodec.errors import CodecError
 from irncodec.lr_codecs import LRCodec, available_codecs, get_codec, register_codec
+from irncodec.lr_codecs.pillow import PNG_END, PNG_SIGNATURE
 
 SIZE = (17, 13)
 LOSSY = ["jpeg", "webp"]
@@ -161,6 +165,17 @@ def test_wrong_size_rejected(name):
     data = get_codec(name).encode(noise(), 75)
     with pytest.raises(CodecError, match="17x13"):
         get_codec(name).decode(data, (SIZE[0], SIZE[1] + 1))
+
+
+def test_huge_declared_payload_refused_without_a_warning():
+    """A payload claiming 144M pixels (above Pillow's bomb warning, below its error) is
+    refused by its size before any pixel is read, with no DecompressionBombWarning on the way."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0)
+    data = PNG_SIGNATURE + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CodecError, match="12000x12000"):
+            get_codec("png").decode(data + PNG_END, SIZE)
 
 
 def test_png_payload_of_other_mode_rejected():

@@ -17,6 +17,42 @@ def test_tiles_cover_the_image_once():
         covered[top: top + h, left: left + w] += 1
         assert 0 < h <= 32 and 0 < w <= 32
     assert (covered == 1).all()
+    # the last row and column of tiles are cut to the image (rows 64-69, columns 32-44)
+    assert list(tiling.tiles(70, 45, 32)) == [(0, 0, 32, 32), (0, 32, 32, 13), (32, 0, 32, 32),
+                                              (32, 32, 32, 13), (64, 0, 6, 32), (64, 32, 6, 13)]
+
+
+def test_progress_counts_the_tiles_of_each_stage():
+    from irncodec import progress
+
+    model = make_tiny_model(2)
+    pixels = np.asarray(photo_like(80, 48))  # LR 40x24: 3 x 2 tiles of 16
+    calls = []
+    with progress.reporting(lambda *call: calls.append(call)):
+        lr = tiling.downscale_tiled(model, pixels, tile=16)
+        tiling.upscale_tiled(model, lr, 0.0, seed=0, tile=16)
+    assert calls == [("downscale", i, 6) for i in range(1, 7)] + [("upscale", i, 6) for i in range(1, 7)]
+
+
+def test_tiles_and_z_are_made_on_the_device_asked_for(monkeypatch):
+    """On a GPU the tiles must go there; checked on CPU by recording the device each call is given."""
+    model, seen = make_tiny_model(2), []
+    to_tensor = tiling.pixels_to_tensor
+    monkeypatch.setattr(tiling, "pixels_to_tensor", lambda px, device: (seen.append(device), to_tensor(px, device))[1])
+    generator = torch.Generator
+    monkeypatch.setattr(tiling.torch, "Generator", lambda device: (seen.append(device), generator(device))[1])
+    cpu = torch.device("cpu")
+    lr = tiling.downscale_tiled(model, np.asarray(photo_like(16, 8)), device=cpu)
+    tiling.upscale_tiled(model, lr, 0.0, seed=0, device=cpu)
+    assert seen == [cpu, cpu, cpu]
+
+
+def test_upscale_uses_the_margin_it_is_given():
+    model = make_tiny_model(2)
+    lr = np.asarray(photo_like(40, 24))
+    with_margin = tiling.upscale_tiled(model, lr, 0.0, seed=0, tile=8, margin=4)
+    assert not np.array_equal(with_margin, tiling.upscale_tiled(model, lr, 0.0, seed=0, tile=8, margin=0))
+    assert np.array_equal(with_margin, tiling.upscale_tiled(model, lr, 0.0, seed=0, tile=8, margin=4))
 
 
 @pytest.mark.parametrize("scale", [2, 4])
@@ -79,6 +115,16 @@ def test_sampled_z_is_deterministic_per_tile():
     a = tiling.upscale_tiled(model, lr, 1.0, seed=0, tile=16, margin=4)
     assert np.array_equal(a, tiling.upscale_tiled(model, lr, 1.0, seed=0, tile=16, margin=4))
     assert not np.array_equal(a, tiling.upscale_tiled(model, lr, 1.0, seed=1, tile=16, margin=4))
+
+
+def test_tile_i_draws_z_from_seed_plus_i():
+    """Part of what a file decodes to: with no margin, the second of two tiles is
+    what that half alone decodes to with the next seed."""
+    model = make_tiny_model(2)
+    lr = np.asarray(photo_like(32, 16))
+    both = tiling.upscale_tiled(model, lr, 1.0, seed=5, tile=16, margin=0)
+    right = tiling.upscale_tiled(model, np.ascontiguousarray(lr[:, 16:]), 1.0, seed=6, tile=16, margin=0)
+    assert np.array_equal(both[:, 32:], right)
 
 
 def test_codec_pads_like_the_tensor_path():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from abc import abstractmethod
 from typing import Any, ClassVar
@@ -65,7 +66,10 @@ class PillowCodec(LRCodec):
 
     def decode(self, data: bytes, size: tuple[int, int]) -> Image.Image:
         try:
-            with Image.open(io.BytesIO(data), formats=[self.pil_format]) as img:
+            with warnings.catch_warnings():  # a huge declared size is refused below, not warned about
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(data), formats=[self.pil_format])
+            with img:
                 self._check_decoded(img, size)
                 if not self.is_complete(data):
                     raise CodecError(f"LR payload is not a complete {self.name} stream "
