@@ -12,4 +12,5 @@ site=$(mktemp -d)
 export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
 OUT=${OUT:-runs/campaign-out}
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv || true
+"$PY" campaign/gpu_checks.py "$OUT" || echo "gpu_checks: MISMATCH (see $OUT/gpu_checks.json)" >&2
 exec "$PY" -m irncodec.campaign run campaign/gpu.yaml --out "$OUT" --minutes "${MINUTES:-8.5}" "$@"

@@ -13,9 +13,12 @@ from PIL import Image
 from irncodec import zoo
 from irncodec.models import IRN, IRNConfig
 
-#: The image datasets (Kodak, Set14, ...): $IRNCODEC_DATASETS, else ../shared/datasets
-#: beside the repository. Tests that need them skip, saying so, when they are absent.
-DATASETS = Path(os.environ.get("IRNCODEC_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+#: The image datasets (Kodak, Set14, ...): $IRNCODEC_DATASETS, else shared/datasets beside
+#: the repository or a folder above it (mutmut runs the tests from mutants/, one level down).
+#: Tests that need them skip, saying so, when they are absent.
+DATASETS = Path(os.environ.get("IRNCODEC_DATASETS") or next(
+    (p / "shared" / "datasets" for p in Path(__file__).resolve().parents[2:] if (p / "shared" / "datasets").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 KODAK = DATASETS / "kodak"
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
+import struct
+import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from irncodec import imageio
 from irncodec.errors import CodecError, FormatError, ImageError
 from irncodec.imageio import decode_alpha, encode_alpha, load_image, merge_alpha, split_alpha
 from irncodec.tensors import crop, image_to_tensor, pad_to_multiple, tensor_to_image
@@ -163,9 +168,9 @@ def test_16bit_grey_scaled_to_8bit():
 
 
 def test_32bit_grey_clipped_then_scaled():
-    img = Image.fromarray(np.array([[-5, 65535, 100000]], dtype=np.int32), "I")
+    img = Image.fromarray(np.array([[-70000, -5, 65535, 100000]], dtype=np.int32), "I")
     rgb, _, _ = split_alpha(img)
-    assert pixels(rgb.getchannel("R")) == [0, 255, 255]
+    assert pixels(rgb.getchannel("R")) == [0, 0, 255, 255]
 
 
 def test_cmyk_converted():
@@ -201,16 +206,41 @@ def test_alpha_png_round_trip_exact():
     assert out.mode == "L" and out.tobytes() == alpha.tobytes()
 
 
-@pytest.mark.parametrize("make_data, size", [
-    (lambda a: encode_alpha(a), (SIZE[0] + 1, SIZE[1])),       # wrong size
-    (lambda a: png_bytes(a.convert("RGB")), SIZE),              # wrong mode
-    (lambda a: encode_alpha(a)[:-20], SIZE),                    # truncated
-    (lambda a: b"not a png at all", SIZE),                      # garbage
-    (lambda a: b"", SIZE),
+#: The IEND chunk that ends every PNG (PNG spec, 11.2.5): empty, so its CRC is that of b"IEND".
+IEND = b"\0\0\0\0IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+
+
+def _corrupt_idat(data: bytes) -> bytes:
+    """The PNG with a byte of its compressed pixel data flipped (its framing still intact)."""
+    at = data.index(b"IDAT") + 10
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+def _bmp_bytes(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, format="BMP")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("make_data, size, message", [
+    (lambda a: encode_alpha(a), (SIZE[0] + 1, SIZE[1]), r"^alpha plane is a 17x13 'L' PNG, expected 18x13 'L'$"),
+    (lambda a: png_bytes(a.convert("RGB")), SIZE, r"^alpha plane is a 17x13 'RGB' PNG, expected 17x13 'L'$"),
+    (lambda a: encode_alpha(a)[:-20], SIZE, r"^alpha plane is not a complete PNG \(truncated, or followed by extra"),
+    (lambda a: encode_alpha(a) + b"\0", SIZE, r"^alpha plane is not a complete PNG \(truncated, or followed by extra"),
+    (lambda a: _corrupt_idat(encode_alpha(a)), SIZE, r"^alpha plane is not a valid PNG: \w"),
+    (lambda a: b"not a png at all", SIZE, r"^alpha plane is not a PNG$"),
+    (lambda a: b"", SIZE, r"^alpha plane is not a PNG$"),
+    (lambda a: _bmp_bytes(a) + IEND, SIZE, r"^alpha plane is not a PNG$"),  # another format, even if it ends like one
 ])
-def test_decode_alpha_rejects(make_data, size):
-    with pytest.raises(CodecError):
+def test_decode_alpha_rejects(make_data, size, message):
+    """A damaged .irn file fails with a message saying what is wrong with its alpha plane."""
+    with pytest.raises(CodecError, match=message):
         decode_alpha(make_data(gradient_alpha()), size)
+
+
+def test_encode_alpha_needs_mode_l():
+    with pytest.raises(ValueError, match=r"^alpha plane must have mode 'L', not 'RGB'$"):
+        encode_alpha(random_rgb())
 
 
 # --- tensors and padding ---------------------------------------------------------------
@@ -284,7 +314,7 @@ def test_an_endless_pipe_is_refused_after_a_bounded_read(monkeypatch):
 
     monkeypatch.setattr(imageio, "MAX_STREAM_BYTES", 10 << 20)
     pipe = _Pipe(b"\0", 1 << 40)
-    with pytest.raises(ImageError, match="stream of more than 10 MiB"):
+    with pytest.raises(ImageError, match="stream of more than 10 MiB: no image file is that large"):
         imageio.load_image(pipe)
     assert pipe.read_bytes <= (10 << 20) + (4 << 20)
 
@@ -296,3 +326,146 @@ def test_an_image_from_a_pipe_still_loads(photo):
     photo.save(buf, "PNG")
     img = imageio.load_image(_Pipe(buf.getvalue(), len(buf.getvalue())))
     assert img.tobytes() == photo.convert("RGB").tobytes()
+
+
+def test_a_pipe_of_exactly_the_limit_is_read(monkeypatch):
+    """The limit is "more than MAX_STREAM_BYTES": a stream of exactly that many bytes is fine."""
+    data = png_bytes(random_rgb())
+    monkeypatch.setattr(imageio, "MAX_STREAM_BYTES", len(data))
+    assert load_image(_Pipe(data, len(data))).tobytes() == random_rgb().tobytes()
+
+
+def test_a_one_byte_pipe_is_not_empty():
+    """A pipe is buffered and read from its first byte: one byte is not an image, but not an empty file."""
+    with pytest.raises(ImageError, match=r"^cannot identify image file <stream>: "):
+        load_image(_Pipe(b"\x89", 1))
+
+
+class _Failing(io.RawIOBase):
+    """A stream (seekable or not) whose reads fail, like a disk or socket that errors."""
+
+    def __init__(self, seekable: bool) -> None:
+        self._seekable = seekable
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def tell(self) -> int:
+        return 0
+
+    def read(self, n: int = -1) -> bytes:
+        raise OSError("device unplugged")
+
+
+@pytest.mark.parametrize("seekable", [True, False])
+def test_a_stream_that_fails_to_read(seekable):
+    with pytest.raises(ImageError, match=r"^cannot read <stream>: device unplugged$"):
+        load_image(_Failing(seekable))
+
+
+# --- load_image: messages name the input ----------------------------------------------------
+
+def test_messages_name_a_file_object_by_its_name_and_other_streams_as_stream(tmp_path):
+    """The user must learn which input is bad: a file object's ``name``, else "<stream>"."""
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, not an image\n")
+    named = "^cannot identify image file " + re.escape(f"{path}:")
+    with open(path, "rb") as fp, pytest.raises(ImageError, match=named):
+        load_image(fp)
+    with pytest.raises(ImageError, match=r"^cannot identify image file <stream>: not an image, "
+                                         r"or a format Pillow cannot read$"):
+        load_image(io.BytesIO(path.read_bytes()))
+
+
+def test_open_errors_give_the_os_reason(tmp_path):
+    """Other OS errors than the common ones say "cannot open" and the OS's own words (errno text)."""
+    file = tmp_path / "a.png"
+    random_rgb().save(file)
+    below_a_file = file / "b.png"
+    with pytest.raises(ImageError) as info:
+        load_image(below_a_file)
+    assert str(info.value) == f"cannot open {below_a_file}: {os.strerror(errno.ENOTDIR)}"
+
+
+def test_permission_denied_even_as_root(tmp_path, monkeypatch):
+    """test_load_permission_denied skips as root: fake the OS refusal instead."""
+    path = tmp_path / "secret.png"
+
+    def refuse(file, mode="r"):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+
+    monkeypatch.setattr(imageio, "open", refuse, raising=False)
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    assert str(info.value) == f"permission denied: {path}"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk (PNG spec, 5.3): length, type, data, CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_pillow_warnings_other_than_size_do_not_refuse_an_image():
+    """Only the decompression-bomb warning is an error: a readable but odd file still loads.
+    Here an APNG control chunk saying 0 frames (invalid, APNG spec), which Pillow warns about."""
+    img = random_rgb()
+    data = png_bytes(img)
+    ihdr_end = 8 + 25  # signature, then IHDR: 4 length + 4 type + 13 data + 4 CRC
+    odd = data[:ihdr_end] + _png_chunk(b"acTL", struct.pack(">II", 0, 0)) + data[ihdr_end:]
+    with pytest.warns(UserWarning, match="APNG"):
+        loaded = load_image(io.BytesIO(odd))
+    assert loaded.tobytes() == img.tobytes()
+
+
+def test_an_empty_exif_block_is_not_passed_on():
+    """info["exif"] holds EXIF data (a TIFF structure) or is absent: an empty eXIf chunk is dropped."""
+    out = io.BytesIO()
+    random_rgb().save(out, format="PNG", exif=b"Exif\0\0")
+    assert _png_chunk(b"eXIf", b"") in out.getvalue()
+    assert "exif" not in load_image(io.BytesIO(out.getvalue())).info
+
+
+# --- frames ------------------------------------------------------------------------------------
+
+COLOURS = ((250, 0, 0), (0, 250, 0), (0, 0, 250))
+
+
+def _animation(format: str) -> bytes:
+    frames = [Image.new("RGB", (6, 4), colour) for colour in COLOURS]
+    out = io.BytesIO()
+    frames[0].save(out, format=format, save_all=True, append_images=frames[1:])
+    return out.getvalue()
+
+
+def test_frame_chosen_from_a_stream():
+    """frame= works for file objects as for paths, and a stream of frames needs it."""
+    data = _animation("GIF")
+    for frame, colour in enumerate(COLOURS):
+        assert load_image(io.BytesIO(data), frame).convert("RGB").getpixel((2, 2)) == colour
+    with pytest.raises(ImageError, match=r"^<stream> has 3 frames and an \.irn file holds one image: "):
+        load_image(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("format, kind", [("TIFF", "pages"), ("GIF", "frames")])
+def test_several_frames_are_named_pages_in_a_tiff(format, kind):
+    """A TIFF's images are pages; the message says which numbers to choose from."""
+    with pytest.raises(ImageError, match=rf"^<stream> has 3 {kind} and an \.irn file holds one image: choose one with "
+                                         r"--frame N \(frame=N in Python\), 0 for the first to 2 for the last$"):
+        load_image(io.BytesIO(_animation(format)))
+
+
+def test_a_frame_out_of_range_lists_the_frames_there_are():
+    with pytest.raises(ImageError, match=r"^<stream> has no frame 3: it has 3 frames, 0 to 2$"):
+        load_image(io.BytesIO(_animation("GIF")), 3)
+
+
+def test_a_format_without_frames_has_only_frame_0():
+    """JPEG files (Pillow gives them no n_frames) hold one image: frame 0, and no frame 1."""
+    out = io.BytesIO()
+    random_rgb().save(out, format="JPEG")
+    assert load_image(io.BytesIO(out.getvalue()), 0).size == SIZE
+    with pytest.raises(ImageError, match=r"^<stream> has no frame 1: it has one frame, 0$"):
+        load_image(io.BytesIO(out.getvalue()), 1)

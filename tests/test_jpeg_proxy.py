@@ -10,7 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
-from irncodec.jpeg_proxy import DiffJPEG, diff_jpeg, jpeg_bits, quant_tables, webp_bits
+from irncodec.jpeg_proxy import (
+    DiffJPEG,
+    _dct_matrix,
+    _round_cubic,
+    diff_jpeg,
+    jpeg_bits,
+    jpeg_rate_features,
+    quant_tables,
+    webp_bits,
+)
 
 from .conftest import KODAK, photo_like
 
@@ -35,6 +44,11 @@ MIN_EXACT_SHARE = {"4:2:0": (0.56, 0.645, 0.583), "4:4:4": (0.777, 0.781, 0.838)
 MIN_PSNR_VS_PILLOW_SMALL = 40.0
 #: The proxy's distortion (PSNR to the original) tracks Pillow's to within 0.25 dB measured.
 MAX_DISTORTION_GAP_DB = 0.6
+
+#: JFIF's colour conversion (ITU-T T.871), with the 5-digit constants of libjpeg's
+#: jccolor.c / jdcolor.c; written out here so the tests do not reuse the module's own.
+JFIF_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.16874, -0.33126, 0.5], [0.5, -0.41869, -0.08131]])
+JFIF_YCC_TO_RGB = np.array([[1.0, 0.0, 1.402], [1.0, -0.34414, -0.71414], [1.0, 1.772, 0.0]])
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -101,6 +115,25 @@ def test_quant_tables_are_annex_k_at_50_and_per_sample_for_tensors():
     assert torch.all(quant_tables(100)[0] == 1) and torch.all(quant_tables(1)[1] == 255)
 
 
+def test_quant_tables_match_pillow_at_every_quality_and_quality_dtype():
+    """Rounding in libjpeg's scaling ((base * scale + 50) // 100) only shows at some qualities
+    (e.g. 14, 18, 41), so check all 100; a whole-number float16 quality must give the same
+    tables (float16 holds whole numbers exactly only up to 2048, so scaling in it would round)."""
+    expected = []
+    for quality in range(1, 101):
+        buf = io.BytesIO()
+        photo_like(16, 16).save(buf, "JPEG", quality=quality)
+        written = Image.open(io.BytesIO(buf.getvalue())).quantization
+        expected.append(torch.tensor([written[0], written[1]], dtype=torch.float32).view(2, 8, 8))
+    expected = torch.stack(expected)
+    for quality in (torch.arange(1, 101), torch.arange(1, 101, dtype=torch.float16)):
+        luma, chroma = quant_tables(quality)
+        assert torch.equal(luma, expected[:, 0]), quality.dtype
+        assert torch.equal(chroma, expected[:, 1]), quality.dtype
+    for quality in range(1, 101):
+        assert torch.equal(torch.stack(quant_tables(quality)), expected[quality - 1]), quality
+
+
 # --- fidelity to Pillow ------------------------------------------------------------
 
 @pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
@@ -134,15 +167,71 @@ def test_most_values_equal_pillows_exactly(subsampling):
 
 
 @pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
-@pytest.mark.parametrize("size", [(23, 17), (51, 30), (128, 128)])
+@pytest.mark.parametrize("size", [(23, 17), (51, 30), (128, 128), (16, 15), (15, 16)])
 def test_fidelity_to_pillow_at_odd_sizes(subsampling, size):
-    """Edge padding and chroma edge handling match libjpeg's at sizes that are not whole MCUs."""
+    """Edge padding and chroma edge handling match libjpeg's at sizes that are not whole MCUs
+    (16x15 and 15x16: only one side needs padding)."""
     image = photo_like(*size, seed=1)
     original = to_tensor(image)
     for quality in (30, 70, 90):
         real = to_tensor(pillow_jpeg(image, quality, subsampling))
         proxy = diff_jpeg(original, quality, subsampling=subsampling)
         assert psnr(proxy, real) > MIN_PSNR_VS_PILLOW_SMALL, (quality, psnr(proxy, real))
+
+
+#: Mean absolute error (8-bit levels) of the last row / column against Pillow's, on an image
+#: whose last row and column are saturated stripes: measured 2.3 / 2.0 at 18x30, QF 95;
+#: upsampling the chroma with one padding row or column too many gives 14-16.
+MAX_EDGE_ERROR_LEVELS = 5.0
+
+
+def test_chroma_upsampling_replicates_the_last_real_row_and_column():
+    """At even sizes that are not whole MCUs, libjpeg's fancy upsampling replicates the last
+    chroma row / column of the image (ceil(H/2) x ceil(W/2)), not the MCU padding after it."""
+    pixels = np.asarray(photo_like(18, 30, seed=2)).copy()
+    pixels[-1, :] = (255, 40, 0)
+    pixels[:, -1] = (0, 60, 255)
+    image = Image.fromarray(pixels)
+    error = (diff_jpeg(to_tensor(image), 95) - to_tensor(pillow_jpeg(image, 95, "4:2:0"))).abs() * 255
+    assert error[..., -1, :-1].mean() < MAX_EDGE_ERROR_LEVELS, error[..., -1, :-1].mean()
+    assert error[..., :-1, -1].mean() < MAX_EDGE_ERROR_LEVELS, error[..., :-1, -1].mean()
+
+
+def jfif_decode_flat(rgb: tuple[float, float, float]) -> np.ndarray:
+    """What a baseline JPEG decoder gives for a flat colour at quality 100 (all steps 1), by hand:
+    8-bit YCbCr samples, each range-limited to 0..255, then YCbCr -> RGB clipped to 0..255."""
+    samples = np.clip(np.round(JFIF_RGB_TO_YCC @ (np.array(rgb) * 255) + [0, 128, 128]), 0, 255)
+    return np.clip(JFIF_YCC_TO_RGB @ (samples - [0, 128, 128]), 0, 255) / 255
+
+
+#: An in-range colour (samples 115.6, 77.2, 100.1: no ties), and two out-of-range ones whose Y and
+#: Cb (or Cr) decode out of 0..255 while one channel stays in range and depends on those clamps:
+#: B = 255 - 1.772 * 128 for the first, R = 1.402 * 127 for the second.
+FLAT_COLOURS = {"in-range": (0.3, 0.6, 0.1), "Y-high-Cb-low": (1.3, 1.3, 0.2), "Y-low-Cr-high": (0.9, -0.45, -0.45)}
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
+@pytest.mark.parametrize("rgb", list(FLAT_COLOURS.values()), ids=list(FLAT_COLOURS))
+def test_flat_colours_decode_as_jfif_by_hand(rgb, subsampling):
+    """A flat colour at quality 100 is exact up to the 8-bit YCbCr samples, so the output follows
+    from JFIF's formulas by hand; this pins the level shifts and libjpeg's range limit, which clamps
+    every component's IDCT output to 0..255 before the colour conversion. (Out-of-range input is the
+    simplest way to get samples that decode out of range; ringing does it in photos.)"""
+    x = torch.tensor(rgb, dtype=torch.float64).view(1, 3, 1, 1).expand(1, 3, 16, 16)
+    expected = torch.from_numpy(jfif_decode_flat(rgb)).view(1, 3, 1, 1).expand(1, 3, 16, 16)
+    # A sample off by one level moves a channel by 1/255 or more; float error is ~1e-13.
+    assert torch.allclose(diff_jpeg(x, 100, subsampling=subsampling), expected, rtol=0, atol=1e-9)
+
+
+def test_dct_is_the_orthonormal_dct_ii_to_float64_precision():
+    """JPEG's FDCT (T.81 A.3.3): F(u, x) = C(u) / 2 cos((2x + 1) u pi / 16), C(0) = 1/sqrt(2), else 1;
+    float64 inputs must get it to float64 precision (a float32 basis is off by ~1e-8)."""
+    u, x = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    standard = np.where(u == 0, 1 / math.sqrt(2), 1.0) / 2 * np.cos((2 * x + 1) * u * math.pi / 16)
+    d = _dct_matrix(torch.zeros(1, dtype=torch.float64))
+    assert d.dtype == torch.float64
+    assert np.abs(d.numpy() - standard).max() < 1e-14
+    assert torch.allclose(d @ d.T, torch.eye(8, dtype=torch.float64), rtol=0, atol=1e-14)
 
 
 # --- gradients and rounding modes ------------------------------------------------------
@@ -166,6 +255,15 @@ def test_cubic_and_noise_forward_stay_close_to_ste(crop):
     assert psnr(diff_jpeg(crop, 90, "noise"), diff_jpeg(crop, 90)) > 28
 
 
+def test_cubic_rounding_is_shin_and_song():
+    """Shin & Song's cubic rounding, by hand: round(x) + (x - round(x))^3, gradient 3 (x - round(x))^2."""
+    x = torch.tensor([0.25, 1.75, -0.4, 3.0], dtype=torch.float64, requires_grad=True)
+    y = _round_cubic(x)
+    assert torch.allclose(y, torch.tensor([0.015625, 1.984375, -0.064, 3.0], dtype=torch.float64))
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.tensor([0.1875, 0.1875, 0.48, 0.0], dtype=torch.float64))
+
+
 def test_ste_forward_is_a_real_quantiser(crop):
     """The STE output does not depend on the rounding's gradient trick: same as with no grad."""
     x = crop.clone().requires_grad_()
@@ -178,6 +276,8 @@ def test_noise_only_in_training_mode(crop):
     jpeg = DiffJPEG("noise")
     torch.manual_seed(0)
     assert not torch.equal(jpeg(crop, 50), diff_jpeg(crop, 50))
+    # The functional form trains by default (training=True), so it adds noise too.
+    assert not torch.equal(diff_jpeg(crop, 50, "noise"), diff_jpeg(crop, 50))
     jpeg.eval()
     assert torch.equal(jpeg(crop, 50), diff_jpeg(crop, 50))
     assert torch.equal(diff_jpeg(crop, 50, "noise", training=False), diff_jpeg(crop, 50))
@@ -218,9 +318,15 @@ def test_dtype_is_kept(crop, dtype):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu(crop):
-    on_gpu = diff_jpeg(crop.double().cuda(), torch.tensor([70], device="cuda")).cpu()
+@pytest.mark.parametrize("quality", [70, "cuda", "cpu"], ids=["int", "cuda-tensor", "cpu-tensor"])
+def test_cuda_matches_cpu(crop, quality):
+    """Tables made on the quality's device (CPU for an int) must follow the image to the GPU."""
+    if isinstance(quality, str):
+        quality = torch.tensor([70], device=quality)
+    on_gpu = diff_jpeg(crop.double().cuda(), quality).cpu()
     assert psnr(on_gpu, diff_jpeg(crop.double(), 70)) > 60
+    # Float32 sums of a few thousand terms: GPU and CPU orders differ by ~1e-6 relative.
+    assert torch.allclose(jpeg_bits(crop.cuda(), quality).cpu(), jpeg_bits(crop, 70), rtol=1e-4)
 
 
 # --- errors --------------------------------------------------------------------
@@ -233,6 +339,32 @@ def test_bad_quality_raises(crop, quality):
         diff_jpeg(crop, quality)
     with pytest.raises(ValueError):
         quant_tables(quality)
+
+
+@pytest.mark.parametrize(("quality", "message"), [
+    (torch.tensor([[50]]), r"scalar or 1-D \[N\] real tensor, got torch.int64 of shape \(1, 1\)"),
+    (torch.tensor([True]), r"scalar or 1-D \[N\] real tensor, got torch.bool"),
+    (torch.tensor([50.5]), r"^quality must hold whole numbers$"),
+    ("50", r"quality must be an int or an integer tensor, got str"),
+    (0, r"quality must be in 1\.\.100, got 0"),
+])
+def test_bad_quality_messages_say_what_is_wrong(quality, message):
+    """Each message names the rule that was broken and, where it helps, what was given."""
+    with pytest.raises(ValueError, match=message):
+        quant_tables(quality)
+
+
+@pytest.mark.parametrize(("x", "message"), [
+    (np.zeros((1, 3, 16, 16)), r"expected an \[N, 3, H, W\] RGB tensor, got ndarray"),
+    (torch.zeros(1, 3, 16), r"expected an \[N, 3, H, W\] RGB tensor, got \(1, 3, 16\)"),
+    (torch.zeros(1, 3, 16, 16, dtype=torch.uint8), r"expected a floating-point tensor in \[0, 1\], got torch.uint8"),
+], ids=["ndarray", "3-D", "uint8"])
+def test_bad_input_messages_name_what_was_given(x, message):
+    """A 3-D tensor whose second dimension is 3 must be refused too, not only wrong channel counts."""
+    with pytest.raises(ValueError, match=message):
+        diff_jpeg(x, 50)
+    with pytest.raises(ValueError, match=message):
+        jpeg_bits(x, 50)
 
 
 def test_quality_batch_size_mismatch_raises(crop):
@@ -273,6 +405,26 @@ def pillow_bits(image: Image.Image, quality: int) -> int:
 #: Kodak and Set14 LR images (QF 20-95); a small synthetic image is not a photo, so the
 #: bound here is looser, and still fails if a coefficient or a feature is dropped.
 MAX_RATE_ERROR = 0.2
+
+
+def test_rate_features_of_flat_tiles_by_hand():
+    """On 16x16 flat tiles every AC coefficient is 0 and a block's DC is 8 x its level-shifted
+    sample (orthonormal DCT), so the features follow by hand: sums of log2(1 + |step|) over DC
+    differences along the raster order of blocks, luma apart, Cb and Cr together; at QF 50 the
+    DC steps are Annex K's 16 (luma) and 17 (chroma)."""
+    tiles = np.array([[[200, 30, 40], [20, 90, 220]], [[120, 200, 60], [250, 240, 10]]])
+    ycc = np.round(np.einsum("ij,abj->iab", JFIF_RGB_TO_YCC, tiles)) - [[[128]], [[0]], [[0]]]
+
+    def dc_feature(blocks: np.ndarray) -> float:
+        return float(np.log2(1 + np.abs(np.diff(blocks.reshape(-1)))).sum())
+
+    luma_blocks = 8 * ycc[0].repeat(2, 0).repeat(2, 1) / 16  # 8x8 luma blocks: 2x2 per tile
+    chroma = sum(dc_feature(8 * ycc[c] / 17) for c in (1, 2))  # one 8x8 block per tile
+    expected = torch.tensor([[0.0, dc_feature(luma_blocks), 0.0, chroma, 1.0]])
+    image = torch.from_numpy(tiles.repeat(16, 0).repeat(16, 1) / 255).permute(2, 0, 1)[None]
+    assert expected[0, 1] > 10 and expected[0, 3] > 10  # the hand values are not trivially 0
+    # Float32 DCTs leave AC steps of ~1e-6 (features ~1e-5); a wrong coefficient costs whole bits.
+    assert torch.allclose(jpeg_rate_features(image, 50), expected.float(), rtol=1e-5, atol=1e-3)
 
 
 @pytest.mark.parametrize("quality", FIDELITY_QUALITIES)
@@ -337,7 +489,7 @@ def test_rate_gradient_shrinks_real_files(photo, estimate, codec, bound):
 
 
 def test_rate_estimate_refuses_what_it_was_not_calibrated_for(photo):
-    with pytest.raises(ValueError, match="4:2:0"):
+    with pytest.raises(ValueError, match=r"^jpeg_bits is calibrated for 4:2:0 only$"):
         jpeg_bits(to_tensor(photo, torch.float32), 50, subsampling="4:4:4")
     with pytest.raises(ValueError):
         jpeg_bits(torch.zeros(1, 1, 16, 16), 50)

@@ -17,9 +17,11 @@ from PIL import Image
 
 from irncodec import lr_codecs
 from irncodec.container import Header, IrnFile, pack, unpack
-from irncodec.errors import CodecError
+from irncodec.errors import CodecError, ModelError
 from irncodec.lr_codecs import LRCodec, available_codecs, get_codec, register_codec
 from irncodec.lr_codecs.pillow import PNG_END, PNG_SIGNATURE
+
+from .conftest import photo_like
 
 SIZE = (17, 13)
 LOSSY = ["jpeg", "webp"]
@@ -258,3 +260,188 @@ def test_per_level_and_model_bound_codecs_say_so():
     assert not any(lr_codecs.codec_class(n).needs_model for n in ("png", "jpeg", "webp"))
     with pytest.raises(CodecError, match="unknown LR codec 'nope'"):
         lr_codecs.codec_class("nope")
+
+
+def test_file_ids_span_one_byte(registry):
+    """The header stores the id in one byte: 0 (png's) and 255 are ids, -1 and 256 are not,
+    and a class without one is refused by name."""
+    register_codec(type("Id255", (RawCodec,), {"name": "id255", "file_id": 255}))
+    with pytest.raises(ValueError, match="file id 0 of LR codec 'id0' is already taken by 'png'"):
+        register_codec(type("Id0", (RawCodec,), {"name": "id0", "file_id": 0}))
+    for file_id in (-1, 256):
+        with pytest.raises(ValueError, match=rf"'bad{file_id}' needs a file_id in 0\.\.255, got {file_id}"):
+            register_codec(type("Bad", (RawCodec,), {"name": f"bad{file_id}", "file_id": file_id}))
+    no_id = type("NoId", (LRCodec,), {"name": "no-id", "lossless": True})
+    with pytest.raises(ValueError, match=r"needs a file_id in 0\.\.255, got None"):
+        register_codec(no_id)
+
+
+def test_option_choices_merge_every_codec_in_order(registry):
+    register_codec(type("Sub", (RawCodec,), {"name": "sub", "file_id": 202,
+                                             "options": {"subsampling": ("4:4:4", "4:1:1")}}))
+    assert lr_codecs.option_choices("subsampling") == ["4:2:0", "4:2:2", "4:4:4", "4:1:1"]
+
+
+def test_quality_help_is_what_q_help_shows():
+    assert lr_codecs.codec_class("png").quality_help() == "none (lossless)"
+    assert lr_codecs.codec_class("jpeg").quality_help() == "1-100"
+    assert lr_codecs.codec_class("entropy").quality_help() == "a shipped rate level (1 = smallest; see models)"
+
+
+def test_codecs_without_a_standard_file_form_say_so():
+    with pytest.raises(CodecError, match=r"^entropy payloads cannot be written as a standard image file$"):
+        lr_codecs.codec_class("entropy").embed(b"payload", b"carried")
+    assert lr_codecs.codec_class("jpeg").describe(get_codec("jpeg").encode(noise(), 50)) == ""
+
+
+def test_reconstruction_is_what_a_decoder_gets():
+    """The default encode_with_reconstruction: the payload, and Pillow's own decode of it."""
+    data, image = get_codec("jpeg").encode_with_reconstruction(noise(), 40)
+    assert data == get_codec("jpeg").encode(noise(), 40)
+    assert image.size == SIZE and image.tobytes() == Image.open(io.BytesIO(data)).convert("RGB").tobytes()
+
+
+def test_pillow_codecs_train_as_they_are_used():
+    from .conftest import make_tiny_model
+
+    codec = lr_codecs.codec_class("webp").for_training(make_tiny_model(2))
+    assert type(codec) is lr_codecs.codec_class("webp")
+
+
+def test_entropy_codec_for_training_builds_tables_on_a_copy():
+    """Validation during training codes with tables built from the current weights (quantiles
+    solved, tables rebuilt even where they existed), and leaves the model being trained as it was."""
+    import copy
+
+    import torch
+
+    from irncodec.lr_codecs.entropy import EntropyCodec
+
+    from .conftest import ENTROPY_OPTIONS, make_tiny_model
+
+    net = make_tiny_model(2, **ENTROPY_OPTIONS).train()
+    net.lr_coder.update(force=True)  # stale tables from earlier weights...
+    with torch.no_grad():
+        for p in net.lr_coder.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # ...then training moved on
+    before = copy.deepcopy(net.lr_coder.state_dict())
+    codec = EntropyCodec.for_training(net)
+    after = net.lr_coder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before) and before.keys() == after.keys()
+    assert all(m.training for m in net.lr_coder.modules()) and not codec.coder.training
+    expected = copy.deepcopy(net.lr_coder).eval()
+    expected.update(force=True, update_quantiles=True)
+    got = codec.coder.state_dict()
+    assert not torch.equal(expected.entropy_bottleneck.quantiles, before["entropy_bottleneck.quantiles"])
+    assert all(torch.equal(v, got[k]) for k, v in expected.state_dict().items())
+    lr = photo_like(16, 12)
+    data, image = codec.encode_with_reconstruction(lr, 1)
+    assert codec.decode(data, lr.size).tobytes() == image.tobytes()
+    with pytest.raises(ModelError, match="'the model in training' has no entropy coder"):
+        EntropyCodec.for_training(make_tiny_model(2))
+
+
+def test_entropy_describe_names_the_step():
+    from irncodec.lr_codecs.entropy import EntropyCodec
+
+    assert EntropyCodec.describe(bytes(4) + (1600).to_bytes(2, "little") + b"rest") == "step 1.6"
+    assert EntropyCodec.describe(b"\x01\x02\x03\x04rest") == ""  # no step block: step 1
+    assert EntropyCodec.describe(bytes(4) + (9999).to_bytes(2, "little")).startswith("damaged step block (")
+
+
+# --- what the Pillow codecs write, checked against the format specs ----------------------
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
+    """(marker, body) of each segment up to the first scan, read by the JPEG spec (B.1.1)."""
+    assert data[:2] == b"\xff\xd8"
+    out, pos = [], 2
+    while data[pos + 1] != 0xDA:
+        assert data[pos] == 0xFF
+        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        out.append((data[pos + 1], data[pos + 4:end]))
+        pos = end
+    return out
+
+
+def huffman_bits(segments: list[tuple[int, bytes]]) -> list[bytes]:
+    """The 16 code-length counts (BITS) of every Huffman table in the DHT segments (B.2.4.2)."""
+    tables = []
+    for marker, body in segments:
+        pos = 0
+        while marker == 0xC4 and pos < len(body):
+            bits = body[pos + 1:pos + 17]
+            tables.append(bits)
+            pos += 17 + sum(bits)
+    return tables
+
+
+#: BITS of the example tables of ITU T.81 Annex K (K.3 to K.6): libjpeg's defaults.
+ANNEX_K_BITS = [bytes([0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0]),
+                bytes([0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]),
+                bytes([0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D]),
+                bytes([0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77])]
+
+
+@pytest.mark.parametrize("subsampling, luma", [("4:2:0", 0x22), ("4:2:2", 0x21), ("4:4:4", 0x11)])
+def test_jpeg_is_baseline_with_the_sampling_asked_and_optimised_tables(subsampling, luma):
+    """SOF0 (baseline, not SOF2 progressive) with Y sampled HxV = luma and Cb, Cr 1x1;
+    optimised Huffman tables, i.e. none of the Annex K tables a plain libjpeg encode writes."""
+    segments = jpeg_segments(get_codec("jpeg", subsampling=subsampling).encode(photo_like(40, 24), 75))
+    markers = [m for m, _ in segments]
+    assert 0xC0 in markers and not {0xC1, 0xC2, 0xC3} & set(markers)
+    sof = dict(segments)[0xC0]
+    assert sof[:6] == bytes([8]) + struct.pack(">HH", 24, 40) + bytes([3])
+    assert [sof[6 + 3 * i:8 + 3 * i] for i in range(3)] == [bytes([1, luma]), bytes([2, 0x11]), bytes([3, 0x11])]
+    tables = huffman_bits(segments)
+    assert len(tables) == 4 and not set(tables) & set(ANNEX_K_BITS)
+    plain = io.BytesIO()
+    photo_like(40, 24).save(plain, format="JPEG", quality=75)
+    assert sorted(huffman_bits(jpeg_segments(plain.getvalue()))) == sorted(ANNEX_K_BITS)  # the reference holds
+
+
+def test_png_is_smaller_than_any_plain_zlib_level():
+    """'Maximum compression': Pillow's optimize, which beats every compress_level alone on a photo."""
+    img = photo_like(64, 48)
+    data = get_codec("png").encode(img, 0)
+    plain = []
+    for level in range(10):
+        out = io.BytesIO()
+        img.save(out, format="PNG", compress_level=level)
+        plain.append(len(out.getvalue()))
+    assert len(data) < min(plain)
+    with Image.open(io.BytesIO(data)) as out:
+        assert out.tobytes() == img.tobytes()
+
+
+def test_webp_uses_the_best_compressing_method():
+    """method=6 as the docstring says: smaller than libwebp's default effort (4) on a photo."""
+    img = photo_like(64, 48)
+    default = io.BytesIO()
+    img.save(default, format="WEBP", quality=75)
+    assert len(get_codec("webp").encode(img, 75)) < len(default.getvalue())
+
+
+def test_side_limits_hold_on_each_axis_and_are_inclusive():
+    """WebP stores up to 16383 pixels a side: either side one more is refused by name, by irncodec."""
+    codec = get_codec("webp")
+    for size in ((16383, 1), (1, 16383)):
+        with Image.open(io.BytesIO(codec.encode(Image.new("RGB", size, (9, 99, 199)), 50))) as out:
+            assert out.format == "WEBP" and out.size == size
+    with pytest.raises(CodecError, match=r"^webp stores images of 1\.\.16383 pixels a side, this LR image is 1x16384$"):
+        codec.encode(Image.new("RGB", (1, 16384)), 50)
+
+
+def test_what_the_encoder_itself_refuses_is_a_codec_error():
+    """libjpeg stops at 65500 pixels a side, below JPEG's 65535: Pillow's error, said with the size."""
+    with pytest.raises(CodecError, match=r"^jpeg cannot encode this 65501x1 image: \S"):
+        get_codec("jpeg").encode(Image.new("RGB", (65501, 1)), 75)
+
+
+def test_webp_completeness_is_the_riff_size():
+    """RIFF's size field counts the bytes after it: 12 bytes declaring 4 is a whole (empty) file."""
+    webp = lr_codecs.codec_class("webp")
+    assert webp.is_complete(b"RIFF" + struct.pack("<I", 4) + b"WEBP")
+    assert not webp.is_complete(b"RIFF" + struct.pack("<I", 4) + b"WEB")
+    assert not webp.is_complete(b"RIFF" + struct.pack("<I", 4) + b"WEBPX")
+    assert not webp.is_complete(b"RIFF" + struct.pack("<I", 0))

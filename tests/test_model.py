@@ -167,3 +167,9 @@ def test_loading_the_network_does_not_import_scipy_stats_and_freia_still_works()
             "import scipy.stats\n"
             "assert hasattr(scipy.stats, 'norm') and 'scipy.stats' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    # scipy.stats imported first stays the package it is
+    code = ("import sys, scipy.stats as s\n"
+            "import irncodec.models\n"
+            "from FrEIA.modules import all_in_one_block as a\n"
+            "assert sys.modules['scipy.stats'] is s and a.special_ortho_group is s.special_ortho_group\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
