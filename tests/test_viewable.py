@@ -228,6 +228,9 @@ def test_embed_refuses_payloads_of_another_kind():
     for bad in (jpeg, riff(), WebpCodec.embed(webp, b"carried")):  # not WebP; no image chunk; extended already
         with pytest.raises(CodecError, match=r"^the LR payload is not a simple-format WebP stream$"):
             WebpCodec.embed(bad, b"carried")
+    damaged = riff(riff_chunk(b"VP8 ", bytes(10)))  # the right chunk, but not a VP8 frame
+    with pytest.raises(CodecError, match=r"^the LR payload is not a valid WebP stream"):
+        WebpCodec.embed(damaged, b"carried")
 
 
 def test_png_chunks_are_read_up_to_the_last_byte():

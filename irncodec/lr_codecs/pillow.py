@@ -237,8 +237,11 @@ class WebpCodec(PillowCodec):
         chunks = _riff_chunks(payload)
         if chunks is None or [kind for kind, _ in chunks] not in ([b"VP8 "], [b"VP8L"]):
             raise CodecError("the LR payload is not a simple-format WebP stream")
-        with Image.open(io.BytesIO(payload), formats=["WEBP"]) as img:
-            width, height = img.size
+        try:
+            with Image.open(io.BytesIO(payload), formats=["WEBP"]) as img:
+                width, height = img.size
+        except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for a damaged stream
+            raise CodecError(f"the LR payload is not a valid WebP stream: {err}") from None
         vp8x = b"VP8X" + struct.pack("<I", 10) + bytes(4) + (width - 1).to_bytes(3, "little") \
             + (height - 1).to_bytes(3, "little")
         body = b"WEBP" + vp8x + payload[12:] + _riff_chunk(WEBP_CHUNK, carried)
