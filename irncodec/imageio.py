@@ -86,7 +86,10 @@ def _read_image(fp: BinaryIO, name: str, frame: int | None) -> Image.Image:
                 select_frame(img, frame, name)
                 img.load()
                 exif = img.info.get("exif")
-                upright = ImageOps.exif_transpose(img)  # a copy, detached from fp
+                try:
+                    upright = ImageOps.exif_transpose(img)  # a copy, detached from fp
+                except SyntaxError:  # EXIF that is not a TIFF structure: no orientation to apply
+                    upright = img.copy()  # (and exif_tiff below drops it), as viewers do
                 upright.info.pop("exif", None)  # Pillow's rewrite, if it turned the image
                 if tiff := metadata.exif_tiff(exif):
                     upright.info["exif"] = metadata.EXIF_PREFIX + metadata.reset_orientation(tiff)

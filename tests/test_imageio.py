@@ -428,6 +428,16 @@ def test_an_empty_exif_block_is_not_passed_on():
     assert "exif" not in load_image(io.BytesIO(out.getvalue())).info
 
 
+def test_exif_that_is_not_a_tiff_structure_is_ignored_not_fatal():
+    """Viewers show a photo whose EXIF block is damaged; so does the codec: the pixels as
+    stored (no orientation to apply) and no EXIF passed on."""
+    img = random_rgb()
+    out = io.BytesIO()
+    img.save(out, format="PNG", exif=b"garbage!")
+    loaded = load_image(io.BytesIO(out.getvalue()))
+    assert loaded.tobytes() == img.tobytes() and "exif" not in loaded.info
+
+
 # --- frames ------------------------------------------------------------------------------------
 
 COLOURS = ((250, 0, 0), (0, 250, 0), (0, 0, 250))
