@@ -175,11 +175,12 @@ def _seekable(fp: BinaryIO, name: str) -> BinaryIO:
 
 
 def _is_empty(fp: BinaryIO, name: str) -> bool:
-    """Whether nothing is left to read, leaving the position unchanged."""
+    """Whether the stream holds nothing. Pillow reads an image from the stream's first
+    byte wherever its position is (a BytesIO just written to opens), so this looks there."""
     try:
-        start = fp.tell()
+        fp.seek(0)
         empty = not fp.read(1)
-        fp.seek(start)
+        fp.seek(0)
     except (OSError, ValueError) as err:
         raise ImageError(f"cannot read {name}: {err}") from None
     return empty

@@ -356,6 +356,9 @@ class _Failing(io.RawIOBase):
     def tell(self) -> int:
         return 0
 
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
     def read(self, n: int = -1) -> bytes:
         raise OSError("device unplugged")
 
@@ -426,6 +429,14 @@ def test_an_empty_exif_block_is_not_passed_on():
     random_rgb().save(out, format="PNG", exif=b"Exif\0\0")
     assert _png_chunk(b"eXIf", b"") in out.getvalue()
     assert "exif" not in load_image(io.BytesIO(out.getvalue())).info
+
+
+def test_a_stream_left_at_its_end_opens_as_with_pillow():
+    """Pillow reads from the first byte wherever the position is; a BytesIO just saved to is not empty."""
+    img = random_rgb()
+    out = io.BytesIO()
+    img.save(out, format="PNG")  # position: the end
+    assert load_image(out).tobytes() == img.tobytes() == Image.open(out).convert("RGB").tobytes()
 
 
 def test_exif_that_is_not_a_tiff_structure_is_ignored_not_fatal():
