@@ -283,3 +283,51 @@ def test_truncated_and_closed_images_are_image_errors(tiny_weights, photo):
     closed.close()
     with pytest.raises(ImageError, match="cannot read the image"):
         irncodec.encode(closed, model=tiny_weights[2])
+
+
+# --- what encode passes on (each would be ignored silently otherwise) ----------------------
+
+def test_encode_honours_jpeg_subsampling(tiny_weights, photo):
+    import io
+
+    from PIL import JpegImagePlugin
+
+    for subsampling, factor in (("4:4:4", 0), ("4:2:2", 1), ("4:2:0", 2)):
+        data = irncodec.encode(photo, codec="jpeg", subsampling=subsampling, model=tiny_weights[2])
+        with Image.open(io.BytesIO(container.unpack(data).payload)) as lr:
+            assert JpegImagePlugin.get_sampling(lr) == factor, subsampling
+
+
+def test_encode_runs_the_network_on_the_device_asked_for(tiny_weights, photo, monkeypatch):
+    from irncodec import tiling
+
+    loads, tiles = [], []
+    load, tiled = zoo.load_model, tiling.downscale_tiled
+    monkeypatch.setattr(zoo, "load_model", lambda ref, device="cpu": loads.append(str(device)) or load(ref, "cpu"))
+    monkeypatch.setattr(tiling, "downscale_tiled", lambda model, pixels, device="cpu", **kw:
+                        tiles.append(str(device)) or tiled(model, pixels, **kw))
+    irncodec.encode(photo, codec="png", model=tiny_weights[2], device="cuda:5")
+    assert loads == ["cuda:5"] and tiles == ["cuda:5"]
+
+
+def test_a_target_size_passes_every_choice_to_rate_control(photo, monkeypatch):
+    from types import SimpleNamespace
+
+    from irncodec import ratecontrol
+
+    calls = []
+
+    def fake(image, target_bpp, codec, scale, subsampling, device, **kwargs):
+        calls.append((image, target_bpp, codec, scale, subsampling, device, kwargs, torch.get_num_threads()))
+        return SimpleNamespace(data=b"file")
+
+    monkeypatch.setattr(ratecontrol, "encode_to_target", fake)
+    threads = 1 if torch.get_num_threads() > 1 else 2
+    assert irncodec.encode(photo, codec="jpeg", scale=1.5, subsampling="4:4:4", device="cuda:1", target_bpp=0.5,
+                           keep_metadata=False, frame=0, threads=threads) == b"file"
+    assert calls == [(photo, 0.5, "jpeg", 1.5, "4:4:4", "cuda:1", dict(keep_metadata=False, frame=0), threads)]
+    for given in (dict(quality=50), dict(model="irn-x2-small")):
+        with pytest.raises(CodecError) as info:
+            irncodec.encode(photo, target_bpp=0.5, **given)
+        assert str(info.value) == "a target size picks the quality and the model itself: give no quality or model"
+    assert len(calls) == 1

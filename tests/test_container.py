@@ -529,3 +529,102 @@ def test_split_and_join_keep_the_metadata():
 @given(st.integers(0, len(VALID_V4) - 1), st.integers(0, 255), st.binary(max_size=8))
 def test_version_4_mutations_only_raise_format_error(position, value, extra):
     _check_mutation(VALID_V4, position, value, extra)
+
+
+# --- exact messages and boundaries (each kills a mutant a looser match lets through) ---------
+
+def test_network_size_boundaries():
+    """Sides of 1 and of the maximum are allowed, and so is exactly NETWORK_PIXELS_FACTOR
+    times the pixel limit; one more pixel is not."""
+    top = container.MAX_NETWORK_DIMENSION
+    for size in ((1, 7), (7, 1), (top, 1), (1, top)):
+        assert container._network_size_problem(make_header(network_size=size), 2**40) is None, size
+    assert container._network_size_problem(make_header(network_size=(40, 10)), 100) is None
+    assert container._network_size_problem(make_header(network_size=(401, 1)), 100) == (
+        "declared network size 401x1 exceeds the limit of 400 pixels (4 times the image limit; "
+        "set IRNCODEC_MAX_PIXELS to raise it)")
+    for size in ((top + 1, 1), (1, top + 1), (0, 1), (1, 0)):
+        assert container._network_size_problem(make_header(network_size=size), 2**40) == (
+            f"invalid network size {size[0]}x{size[1]}: each side must be 1..{top}")
+
+
+@pytest.mark.parametrize("size", [(82.0, 50), (82, 50, 1), (82,), [82, 50], "82x50"])
+def test_network_size_must_be_a_pair_of_integers(size):
+    assert container._network_size_problem(make_header(network_size=size), 2**40) == (
+        f"the network size must be a (width, height) pair of integers, got {size!r}")
+
+
+def test_network_size_equal_to_the_image_message():
+    h = make_header(network_size=(33, 20))
+    assert container._network_size_problem(h, 2**40) == (
+        "the network size equals the image's size (such a file records none)")
+
+
+class _FailingStream(io.RawIOBase):
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        raise OSError(5, "Input/output error")
+
+
+def test_read_errors_name_the_os_reason(tmp_path):
+    with pytest.raises(FormatError) as info:
+        read(_FailingStream())
+    assert str(info.value) == "cannot read .irn file: Input/output error"
+    with pytest.raises(FormatError) as info:
+        read(tmp_path)
+    assert str(info.value) == f"cannot read {tmp_path}: Is a directory"
+
+
+@pytest.mark.parametrize("section,message", [
+    (b"\x00" * 5, "metadata section ends inside a chunk header (5 bytes left)"),
+    (chunk(b"ICCP", ICC) + b"\x00" * 3, "metadata section ends inside a chunk header (3 bytes left)"),
+    (chunk(b"XMP ", b"<x/>"), "unknown metadata chunk b'XMP ' (this irncodec knows ICCP, EXIF)"),
+    (chunk(b"EXIF", EXIF) + chunk(b"ICCP", ICC),
+     "metadata chunk ICCP repeated or out of order (chunks are ICCP, EXIF, each at most once, in that order)"),
+    # a 1-byte chunk passes the length check; only its content is refused
+    (chunk(b"EXIF", b"I"), r"bad metadata: the EXIF data does not start with a TIFF header (II*\0 or MM\0*)"),
+    # the longest chunk passes the length check; this one has no data behind it
+    (struct.pack("<4sI", b"ICCP", container.MAX_METADATA_CHUNK),
+     "metadata chunk ICCP of 4194304 bytes runs past the metadata section"),
+    (chunk(b"ICCP", ICC) + chunk(b"EXIF", EXIF)[:-1],
+     f"metadata chunk EXIF of {len(EXIF)} bytes runs past the metadata section"),
+])
+def test_metadata_section_messages(section, message):
+    with pytest.raises(FormatError) as info:
+        unpack(raw_v4(section))
+    assert str(info.value) == message
+
+
+def test_pack_messages():
+    with pytest.raises(ValueError) as info:
+        pack(IrnFile(make_header(), "text"))  # type: ignore[arg-type]
+    assert str(info.value) == "payload must be bytes, got str"
+    with pytest.raises(ValueError) as info:
+        pack(IrnFile(make_header(mode="RGBA"), b"p", 7))  # type: ignore[arg-type]
+    assert str(info.value) == "alpha must be bytes, got int"
+    with pytest.raises(ValueError) as info:
+        pack(make_file(has_metadata=True))
+    assert str(info.value) == ("cannot pack .irn file: the header's has_metadata does not say whether "
+                               "the file has metadata (IrnFile.with_metadata sets both)")
+
+
+def test_pack_alpha_length_message(monkeypatch):
+    monkeypatch.setattr(container, "MAX_PAYLOAD_BYTES", 40)
+    with pytest.raises(ValueError) as info:
+        pack(make_file(alpha=b"a" * 41, mode="RGBA"))
+    assert str(info.value) == "cannot pack .irn file: alpha plane length 41 exceeds the limit of 40 bytes"
+
+
+def test_pack_and_peek_header_honour_max_pixels():
+    big = make_file(width=100, height=100, pad_x=0)
+    assert unpack(pack(big, max_pixels=10000)).header.width == 100
+    with pytest.raises(ValueError, match="exceeds the limit of 9999 pixels"):
+        pack(big, max_pixels=9999)
+    data = pack(big)
+    assert peek_header(data, max_pixels=10000).width == 100
+    with pytest.raises(FormatError, match="exceeds the limit of 9999 pixels"):
+        peek_header(data, max_pixels=9999)
+    with pytest.raises(FormatError, match="exceeds the limit of 9999 pixels"):
+        peek_header(io.BytesIO(data), max_pixels=9999)

@@ -65,6 +65,25 @@ def test_training_forward_gives_likelihoods_and_gradients(coder):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_training_forward_matches_an_independent_computation(coder):
+    """The latents are rounded around the hyperprior's means (y_hat = round(y - mu) + mu)
+    and, out of training, their likelihood is the Gaussian's mass over the unit bin around
+    that rounded value, as CompressAI defines it, computed here from the CDF (scales
+    bounded at 0.11, mass at 1e-9)."""
+    x = lr_tensor(32, 32)
+    with torch.no_grad():
+        lr_hat, likelihoods = coder(x)
+        y = coder.g_a(x)
+        z_hat, _ = coder.entropy_bottleneck(coder.h_a(y))
+        means, scales = coder.h_s(z_hat).chunk(2, 1)
+        assert means.abs().mean() > 0.01  # off-centre means, or the test could not see them
+        normal = torch.distributions.Normal(0.0, 1.0)
+        scales, dist = scales.clamp(min=0.11), torch.round(y - means).abs()
+        mass = normal.cdf((0.5 - dist) / scales) - normal.cdf((-0.5 - dist) / scales)
+        assert torch.allclose(likelihoods["y"], mass.clamp(min=1e-9), rtol=1e-4, atol=1e-7)
+        assert torch.allclose(lr_hat, coder.g_s(torch.round(y - means) + means), atol=1e-6)
+
+
 def test_framing_errors_are_codec_errors(coder):
     codec = get_codec("entropy", coder=coder)
     image = photo_like(40, 36)
@@ -109,6 +128,16 @@ def test_round_trip_through_irn_files(tiny_entropy_weights):
     lr, _, _ = irncodec.downscale(net, image)
     _, expected = get_codec("entropy", coder=net.lr_coder).encode_with_reconstruction(lr, 3)
     assert irncodec.decode_lr(data, model=model).tobytes() == expected.tobytes()
+
+
+def test_decode_lr_loads_the_coder_on_the_device_asked_for(tiny_entropy_weights, monkeypatch):
+    model = tiny_entropy_weights[2]
+    data = irncodec.encode(photo_like(20, 14), codec="entropy", quality=1, model=model)
+    devices = []
+    load = zoo.load_model
+    monkeypatch.setattr(zoo, "load_model", lambda ref, device="cpu": devices.append(device) or load(ref, "cpu"))
+    irncodec.decode_lr(data, model=model, device="cuda:3")
+    assert devices == ["cuda:3"]
 
 
 def test_a_model_without_a_coder_cannot_use_the_entropy_codec(tiny_weights, tiny_entropy_weights):
@@ -196,6 +225,18 @@ def test_a_step_trades_bits_for_quality_and_decodes_exactly(coder):
             errors.append(float(((coded.lr_hat - x) ** 2).mean()))
         assert coder.compress(x, 1.0).payload == coder.compress(x).payload  # step 1: no step block
     assert sizes[0] > sizes[1] > sizes[2] and errors[0] < errors[1] < errors[2]
+
+
+def test_format_version_is_1_unless_the_stream_has_a_step(coder):
+    """Readers of every version decode a stream without a step block, and so do they a
+    payload that is no stream at all (the decoder refuses it, whatever the version)."""
+    codec = get_codec("entropy", coder=coder)
+    with torch.no_grad():
+        x = lr_tensor(16, 16)
+        assert codec.format_version(coder.compress(x).payload) == 1
+        assert codec.format_version(coder.compress(x, 1.5).payload) == 3
+    assert codec.format_version(bytes(5)) == 1  # cut inside a step block
+    assert codec.format_version(bytes(6)) == 1  # a step block with step 0
 
 
 def test_the_step_block_is_the_documented_bytes(coder):

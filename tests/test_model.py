@@ -135,6 +135,26 @@ def test_mixture_nll_is_the_density_of_a_one_component_gaussian():
     assert torch.allclose(prior.nll(z), expected, atol=1e-4)
 
 
+def test_mixture_nll_matches_torch_distributions():
+    """Against torch.distributions' mixture, with off-centre means, unequal weights and a
+    component whose scale is below the clamp (log sigma -9.5 is used as -9)."""
+    from irncodec.models.priors import MixturePrior
+
+    prior = MixturePrior(3, 0.1)
+    log_scales = torch.tensor([-1.0, -2.0, -9.5])
+    with torch.no_grad():
+        prior.means.copy_(torch.tensor([-0.3, 0.2, 0.05]))
+        prior.log_scales.copy_(log_scales)
+        prior.logits.copy_(torch.tensor([0.5, -1.0, 0.25]))
+    z = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(1)) * 0.3
+    z[0, 0, 0, :2] = 0.05  # on the narrow component, where the clamp decides the density
+    reference = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=prior.logits.detach()),
+        torch.distributions.Normal(prior.means.detach(), log_scales.clamp(min=-9.0).exp()))
+    expected = -reference.log_prob(z).sum() / 2
+    assert torch.allclose(prior.nll(z), expected, rtol=1e-5)
+
+
 @pytest.mark.parametrize("batch", [1, 2])
 def test_inference_gives_the_values_of_the_training_path(batch):
     """Without autograd the dense blocks write into one channels-last buffer instead of

@@ -6,7 +6,8 @@ each mutated module, how many mutants each outcome had, and the share detected
 (killed by a test, caught by mypy, or timed out) of those checked and not equivalent.
 Mutants listed in ``tests/mutation/equivalent.md`` are counted apart: equivalent ones
 (programs that behave identically) and those only a GPU test kills (under a heading
-naming the GPU), which a CPU-only run cannot see.
+naming the GPU), which a CPU-only run cannot see. A listed name that is no surviving mutant (a source
+change renumbers a function's mutants) is reported, and the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ def main() -> int:
     out = subprocess.run(["mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True).stdout
     listed = listed_mutants()
     counts: dict[str, Counter] = defaultdict(Counter)
+    stale = set(listed)  # listed names that are no surviving mutant (renumbered by a source change?)
     for line in out.splitlines():
         name, _, status = line.strip().rpartition(": ")
         if not name:
             continue
+        if status in ("survived", "no tests", "not checked"):
+            stale.discard(name)
         if status in ("survived", "no tests") and name in listed:
             status = listed[name]
         counts[module_of(name)][status] += 1
@@ -56,7 +60,9 @@ def main() -> int:
         share = f"{100 * detected / (checked - c['equivalent']):.1f} %" if checked > c["equivalent"] else "-"
         cells = [c[k] for k in OUTCOMES[:-1]] + [c["equivalent"], c["GPU only"], c["not checked"]]
         print(f"| {module} | {sum(c.values())} | " + " | ".join(map(str, cells)) + f" | {share} |")
-    return 0
+    for name in sorted(stale):
+        print(f"listed in {EQUIVALENT.name} but not a surviving mutant: {name}", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
