@@ -141,8 +141,10 @@ def test_decode_lr_loads_the_coder_on_the_device_asked_for(tiny_entropy_weights,
 
 
 def test_a_model_without_a_coder_cannot_use_the_entropy_codec(tiny_weights, tiny_entropy_weights):
-    with pytest.raises(ModelError, match="no entropy coder"):
+    with pytest.raises(ModelError) as info:
         irncodec.encode(photo_like(16, 16), codec="entropy", model=tiny_weights[2])
+    assert str(info.value) == (f"model '{tiny_weights[2]}' has no entropy coder: the entropy codec needs an "
+                               "irn-x*-entropy-q* model (see 'irncodec models')")
     data = irncodec.encode(photo_like(16, 16), codec="entropy", model=tiny_entropy_weights[2])
     with pytest.raises(ModelError, match="other weights"):  # the file's fingerprint says so first
         irncodec.decode(data, model=tiny_weights[2])
@@ -153,6 +155,14 @@ def test_a_model_without_a_coder_cannot_use_the_entropy_codec(tiny_weights, tiny
     # other codecs work with an entropy model: it is an IRN too
     assert irncodec.decode(irncodec.encode(photo_like(16, 16), codec="jpeg", model=tiny_entropy_weights[2]),
                            model=tiny_entropy_weights[2]).size == (16, 16)
+
+
+def test_for_model_passes_the_codecs_options_on(tiny_entropy_weights):
+    from irncodec.lr_codecs.entropy import EntropyCodec
+
+    net = zoo.load_model(tiny_entropy_weights[2])
+    codec = EntropyCodec.for_model(net, "tiny", step=1.5)
+    assert codec.coder is net.lr_coder and codec.step == 1.5
 
 
 def test_unshipped_rate_level_is_a_model_error():

@@ -193,3 +193,18 @@ def test_loading_the_network_does_not_import_scipy_stats_and_freia_still_works()
             "from FrEIA.modules import all_in_one_block as a\n"
             "assert sys.modules['scipy.stats'] is s and a.special_ortho_group is s.special_ortho_group\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("kind", ["IRNCouplingBlock", "EnhancedCouplingBlock"])
+def test_coupling_blocks_run_forward_unless_asked_to_invert(kind):
+    """FrEIA's calling convention: ``block(x)`` is the forward pass, ``rev=True`` its inverse."""
+    from irncodec.models import blocks
+
+    block = randomised(getattr(blocks, kind)([(12, 6, 6)])).double()
+    x = torch.rand(1, 12, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    (y,), log_jac = block([x])
+    (y_forward,), log_jac_forward = block([x], rev=False)
+    assert torch.equal(y, y_forward) and torch.equal(log_jac, log_jac_forward)
+    (back,), log_jac_back = block([y], rev=True)
+    assert torch.allclose(back, x, atol=1e-12) and torch.allclose(log_jac_back, -log_jac)
+    assert not torch.allclose(y, x, atol=1e-3)  # the block does transform its input
