@@ -208,3 +208,11 @@ def test_coupling_blocks_run_forward_unless_asked_to_invert(kind):
     (back,), log_jac_back = block([y], rev=True)
     assert torch.allclose(back, x, atol=1e-12) and torch.allclose(log_jac_back, -log_jac)
     assert not torch.allclose(y, x, atol=1e-3)  # the block does transform its input
+
+
+def test_gaussian_nll_is_irns_distribution_loss():
+    """Sum of z^2 per image, averaged over the batch (IRN's L_distr, up to its constant)."""
+    from irncodec.models.priors import GaussianPrior
+
+    z = torch.tensor([1.0, -2.0, 0.5, 3.0]).view(2, 1, 2, 1)  # images: 1 + 4, 0.25 + 9
+    assert GaussianPrior(0.5).nll(z).item() == pytest.approx((5 + 9.25) / 2)
