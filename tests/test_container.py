@@ -628,3 +628,13 @@ def test_pack_and_peek_header_honour_max_pixels():
         peek_header(data, max_pixels=9999)
     with pytest.raises(FormatError, match="exceeds the limit of 9999 pixels"):
         peek_header(io.BytesIO(data), max_pixels=9999)
+
+
+def test_metadata_problem_messages():
+    top = container.MAX_METADATA_CHUNK
+    assert container.metadata_problem({"exif": EXIF}) == "metadata must be a Metadata, got dict"  # type: ignore[arg-type]
+    assert container.metadata_problem(Metadata(icc_profile="x")) == "the ICC profile must be bytes, got str"  # type: ignore[arg-type]
+    assert container.metadata_problem(Metadata(exif=bytearray(EXIF))) == "the EXIF data must be bytes, got bytearray"  # type: ignore[arg-type]
+    assert container.metadata_problem(Metadata(icc_profile=ICC + bytes(top))) == (
+        f"the ICC profile is {len(ICC) + top} bytes, over the limit of {top} bytes")
+    assert container.metadata_problem(Metadata(icc_profile=ICC, exif=EXIF)) is None

@@ -169,6 +169,28 @@ def test_wrong_size_rejected(name):
         get_codec(name).decode(data, (SIZE[0], SIZE[1] + 1))
 
 
+@pytest.mark.parametrize("name", ["jpeg", "png", "webp"])
+def test_damage_messages(name):
+    codec = get_codec(name)
+    data = codec.encode(noise(), 75)
+    # (a WebP cut short fails earlier, in Pillow's decoder: "not a valid webp stream")
+    for damaged in (data + b"\x00",) if name == "webp" else (data[:-1], data + b"\x00"):
+        with pytest.raises(CodecError) as info:
+            codec.decode(damaged, SIZE)
+        assert str(info.value) == f"LR payload is not a complete {name} stream (truncated, or followed by extra bytes)"
+    with pytest.raises(CodecError) as info:
+        codec.decode(data, (SIZE[0], SIZE[1] + 1))
+    assert str(info.value) == "LR image is 17x13, the header says 17x14"
+
+
+def test_a_corrupt_png_inside_is_not_a_valid_stream():
+    data = bytearray(get_codec("png").encode(noise(), 75))
+    at = data.index(b"IDAT") + 20
+    data[at] ^= 0xFF  # the chunk's CRC no longer matches
+    with pytest.raises(CodecError, match=r"^LR payload is not a valid png stream: \S"):
+        get_codec("png").decode(bytes(data), SIZE)
+
+
 def test_huge_declared_payload_refused_without_a_warning():
     """A payload claiming 144M pixels (above Pillow's bomb warning, below its error) is
     refused by its size before any pixel is read, with no DecompressionBombWarning on the way."""
@@ -445,3 +467,15 @@ def test_webp_completeness_is_the_riff_size():
     assert not webp.is_complete(b"RIFF" + struct.pack("<I", 4) + b"WEB")
     assert not webp.is_complete(b"RIFF" + struct.pack("<I", 4) + b"WEBPX")
     assert not webp.is_complete(b"RIFF" + struct.pack("<I", 0))
+
+
+@pytest.mark.parametrize("name", ["jpeg", "png", "webp"])
+def test_image_format_payloads_need_only_version_1_readers(name):
+    assert get_codec(name).format_version(get_codec(name).encode(noise(), 75)) == 1
+
+
+def test_for_model_passes_options_on():
+    from irncodec.lr_codecs import codec_class
+
+    codec = codec_class("jpeg").for_model(None, "any", subsampling="4:4:4")  # type: ignore[arg-type]
+    assert codec.save_options(80)["subsampling"] == "4:4:4"

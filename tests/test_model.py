@@ -1,5 +1,7 @@
 """The IRN model: exact invertibility, shapes, sizes of the paper variants."""
 
+import math
+
 import pytest
 import torch
 
@@ -216,3 +218,47 @@ def test_gaussian_nll_is_irns_distribution_loss():
 
     z = torch.tensor([1.0, -2.0, 0.5, 3.0]).view(2, 1, 2, 1)  # images: 1 + 4, 0.25 + 9
     assert GaussianPrior(0.5).nll(z).item() == pytest.approx((5 + 9.25) / 2)
+
+
+def test_mixture_starts_spread_over_one_std_and_needs_a_component():
+    from irncodec.models.priors import MixturePrior
+
+    for components, means in ((1, [0.0]), (2, [-0.1, 0.1]), (3, [-0.1, 0.0, 0.1])):
+        prior = MixturePrior(components, 0.1)
+        assert torch.allclose(prior.means, torch.tensor(means))
+        assert torch.allclose(prior.log_scales, torch.full((components,), math.log(0.1)))
+        assert torch.equal(prior.logits, torch.zeros(components))
+    with pytest.raises(ValueError) as info:
+        MixturePrior(0, 0.1)
+    assert str(info.value) == "a mixture needs at least one component"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_mixture_samples_in_the_dtype_asked_for(dtype):
+    """Mean and draws come in ``like``'s dtype (the network's), temperature 1 by default."""
+    from irncodec.models.priors import MixturePrior
+
+    prior = MixturePrior(3, 0.1)
+    like = torch.zeros(1, dtype=dtype)
+    assert prior.mean((4,), like).dtype == dtype
+    draw = prior.sample((64,), like, generator=torch.Generator().manual_seed(5))
+    assert draw.dtype == dtype
+    assert torch.equal(draw, prior.sample((64,), like, 1.0, torch.Generator().manual_seed(5)))
+
+
+def test_mixture_pick_above_the_rounded_cdf_takes_the_last_component(monkeypatch):
+    """The cumulative weights may sum to just under 1 in float32; a uniform pick above that
+    total still picks a component (the last) instead of indexing past the end."""
+    from irncodec.models.priors import MixturePrior
+
+    prior = MixturePrior(3, 0.1)
+    with torch.no_grad():
+        prior.logits.copy_(torch.tensor([1.4565025568008423, 0.9398099184036255, 0.7748488187789917]))
+        prior.means.copy_(torch.tensor([-5.0, 0.0, 5.0]))
+        prior.log_scales.fill_(-20.0)
+    cdf = torch.cumsum(torch.softmax(prior.logits, 0), 0)
+    top = torch.tensor(1.0).nextafter(torch.tensor(0.0))  # the largest float32 below 1
+    assert cdf[-1] < top  # this choice of weights rounds its total down
+    monkeypatch.setattr(torch, "rand", lambda shape, generator=None, **kwargs: torch.full(shape, float(top), **kwargs))
+    draw = prior.sample((4,), torch.zeros(1))
+    assert torch.allclose(draw, torch.full((4,), 5.0), atol=1e-3)
