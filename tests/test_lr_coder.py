@@ -94,6 +94,31 @@ def test_framing_errors_are_codec_errors(coder):
             codec.decode(bad, (40, 36))
 
 
+def test_framing_error_messages(coder):
+    """Each way a stream's framing can be wrong, with its own message (one tile, after a step
+    block: a stream whose first word is 0 starts with one, so only then can z_len be 0)."""
+    with torch.no_grad():
+        payload = coder.compress(lr_tensor(), 1.5).payload
+    step = payload[:lr_coder.STEP_BLOCK.size]
+    at = len(step) + lr_coder._LENGTHS.size
+    z_len, y_len = lr_coder._LENGTHS.unpack_from(payload, len(step))
+    body = payload[at:]
+    cases = [
+        (step, "the stream ends before its last tile"),
+        (payload[:at - 1], "the stream ends before its last tile"),
+        (payload[:at], "a tile's length runs past the end of the stream"),  # lengths, then nothing
+        (payload[:-1], "a tile's length runs past the end of the stream"),
+        (step + lr_coder._LENGTHS.pack(0, z_len + y_len) + body, "a tile's length runs past the end of the stream"),
+        (step + lr_coder._LENGTHS.pack(z_len + y_len, 0) + body, "a tile's length runs past the end of the stream"),
+        (step + lr_coder._LENGTHS.pack(z_len + 1, y_len) + body, "a tile's length runs past the end of the stream"),
+        (payload + b"\x00\x00\x00", "3 bytes follow the last tile"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(lr_coder.StreamError) as info:
+            coder.decompress(bad, (36, 40))
+        assert str(info.value) == message, bad[:12]
+
+
 def test_garbage_streams_never_crash(coder):
     """CompressAI's rANS decoder trusts its input; random streams must not read out of bounds."""
     codec = get_codec("entropy", coder=coder)
