@@ -331,3 +331,27 @@ def test_a_target_size_passes_every_choice_to_rate_control(photo, monkeypatch):
             irncodec.encode(photo, target_bpp=0.5, **given)
         assert str(info.value) == "a target size picks the quality and the model itself: give no quality or model"
     assert len(calls) == 1
+
+
+def test_load_decoder_says_what_to_do_about_other_weights(tiny_weights, photo, tmp_path, monkeypatch):
+    """Without ``model`` the hint is to give the weights; with it, that these are not them."""
+    from dataclasses import replace
+
+    from irncodec.codec import load_decoder
+
+    h = container.unpack(irncodec.encode(photo, codec="png", model=tiny_weights[2])).header
+    net = load_decoder(h, tiny_weights[2])  # the device defaults to the CPU
+    assert next(net.parameters()).device == torch.device("cpu")
+    wrong = replace(h, fingerprint=bytes(8))
+    ours = zoo.fingerprint(net).hex()
+    with pytest.raises(ModelError) as info:
+        load_decoder(wrong, tiny_weights[2])
+    assert str(info.value) == (f"the file was encoded with other weights than model '{tiny_weights[2]}' (file's "
+                               f"weights 0000000000000000, model's {ours}): these are not the weights it was made with")
+    devices = []
+    monkeypatch.setattr(zoo, "load_model", lambda ref, device="cpu": devices.append(device) or net)
+    with pytest.raises(ModelError) as info:
+        load_decoder(wrong, device="cuda:2")  # (the file's own name, resolved by the patched zoo)
+    assert devices == ["cuda:2"]
+    assert str(info.value) == (f"the file was encoded with other weights than model '{h.model}' (file's weights "
+                               f"0000000000000000, model's {ours}): give the weights it was made with (-m PATH / model=)")

@@ -492,3 +492,18 @@ def test_a_format_without_frames_has_only_frame_0():
     assert load_image(io.BytesIO(out.getvalue()), 0).size == SIZE
     with pytest.raises(ImageError, match=r"^<stream> has no frame 1: it has one frame, 0$"):
         load_image(io.BytesIO(out.getvalue()), 1)
+
+
+def test_merge_alpha_messages():
+    from irncodec.errors import FormatError
+    rgb, alpha = Image.new("RGB", (3, 2)), Image.new("L", (3, 2))
+    cases = [
+        ((rgb, None, "P"), "unknown image mode 'P': expected one of L, RGB, LA, RGBA"),
+        ((rgb, None, "RGBA"), "image mode 'RGBA' needs alpha plane, but the file lacks one"),
+        ((rgb, alpha, "L"), "image mode 'L' has no alpha plane, but the file stores one"),
+        ((rgb, Image.new("L", (2, 3)), "LA"), "alpha plane is 2x3, image is 3x2"),
+    ]
+    for args, message in cases:
+        with pytest.raises(FormatError) as info:
+            merge_alpha(*args)
+        assert str(info.value) == message
