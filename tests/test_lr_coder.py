@@ -320,3 +320,21 @@ def test_a_file_with_a_step_is_version_3_and_decodes(tiny_entropy_weights):
         assert data[4] == version
         assert irncodec.decode_lr(data, model=model).tobytes() == expected.tobytes()
         assert irncodec.decode(data, model=model).size == (50, 34)
+
+
+def test_step_block_range_and_messages():
+    """Steps 0.25 and 4 are the ends of the range and allowed; a block cut short or out of
+    range says so exactly."""
+    from irncodec.lr_codecs.step_block import StreamError, stream_step
+
+    block = lambda milli: bytes(4) + milli.to_bytes(2, "little")  # noqa: E731
+    assert stream_step(block(250)) == 0.25 and stream_step(block(4000)) == 4.0
+    assert stream_step(block(1500)) == 1.5 and stream_step(block(1500) + b"tile") == 1.5
+    assert stream_step(b"\x00\x00\x00\x80" + bytes(2)) == 1.0  # first word 2**31: a z_len, no block
+    for bad, message in ((bytes(5), "the stream ends inside its step block"),
+                         (block(249), "step multiplier 0.249 is outside 0.25 to 4 (or 1, which has no step block)"),
+                         (block(4001), "step multiplier 4.001 is outside 0.25 to 4 (or 1, which has no step block)"),
+                         (block(1000), "step multiplier 1 is outside 0.25 to 4 (or 1, which has no step block)")):
+        with pytest.raises(StreamError) as info:
+            stream_step(bad)
+        assert str(info.value) == message
