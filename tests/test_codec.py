@@ -354,4 +354,5 @@ def test_load_decoder_says_what_to_do_about_other_weights(tiny_weights, photo, t
         load_decoder(wrong, device="cuda:2")  # (the file's own name, resolved by the patched zoo)
     assert devices == ["cuda:2"]
     assert str(info.value) == (f"the file was encoded with other weights than model '{h.model}' (file's weights "
-                               f"0000000000000000, model's {ours}): give the weights it was made with (-m PATH / model=)")
+                               f"0000000000000000, model's {ours}): give the weights it was made with "
+                               "(-m PATH / model=)")

@@ -327,7 +327,7 @@ def test_step_block_range_and_messages():
     range says so exactly."""
     from irncodec.lr_codecs.step_block import StreamError, stream_step
 
-    block = lambda milli: bytes(4) + milli.to_bytes(2, "little")  # noqa: E731
+    block = lambda milli: bytes(4) + milli.to_bytes(2, "little")
     assert stream_step(block(250)) == 0.25 and stream_step(block(4000)) == 4.0
     assert stream_step(block(1500)) == 1.5 and stream_step(block(1500) + b"tile") == 1.5
     assert stream_step(b"\x00\x00\x00\x80" + bytes(2)) == 1.0  # first word 2**31: a z_len, no block
