@@ -356,3 +356,32 @@ def test_load_decoder_says_what_to_do_about_other_weights(tiny_weights, photo, t
     assert str(info.value) == (f"the file was encoded with other weights than model '{h.model}' (file's weights "
                                f"0000000000000000, model's {ours}): give the weights it was made with "
                                "(-m PATH / model=)")
+
+
+def test_decode_loads_on_the_device_and_threads_asked_for(tiny_weights, photo, monkeypatch):
+    from irncodec import codec
+
+    data = irncodec.encode(photo, codec="png", model=tiny_weights[2])
+    seen = []
+
+    class Loaded(Exception):
+        """Stops the decode once the network would be loaded (there is no cuda:4 here)."""
+
+    def load_decoder(h, model=None, device="cpu"):
+        seen.append((str(device), torch.get_num_threads()))
+        raise Loaded
+
+    monkeypatch.setattr(codec, "load_decoder", load_decoder)
+    threads = 1 if torch.get_num_threads() > 1 else 2
+    with pytest.raises(Loaded):
+        irncodec.decode(data, model=tiny_weights[2], device="cuda:4", threads=threads)
+    assert seen == [("cuda:4", threads)]
+
+
+def test_bad_inputs_to_decode_say_what_they_are():
+    with pytest.raises(FormatError) as info:
+        irncodec.decode(3.5)  # type: ignore[arg-type]
+    assert str(info.value) == "cannot decode a float: give .irn bytes, an IrnFile, a path or a binary file"
+    with pytest.raises(CodecError) as info:
+        irncodec.decode(b"irn", temperature="hot")  # type: ignore[arg-type]
+    assert str(info.value) == "temperature must be a number, got str"

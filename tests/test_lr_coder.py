@@ -338,3 +338,9 @@ def test_step_block_range_and_messages():
         with pytest.raises(StreamError) as info:
             stream_step(bad)
         assert str(info.value) == message
+
+
+def test_entropy_codec_refuses_other_modes_by_name(coder):
+    with pytest.raises(CodecError) as info:
+        get_codec("entropy", coder=coder).encode_with_reconstruction(Image.new("L", (16, 16)), 1)
+    assert str(info.value) == "LR codecs store 8-bit RGB images, got mode 'L'"

@@ -262,3 +262,11 @@ def test_mixture_pick_above_the_rounded_cdf_takes_the_last_component(monkeypatch
     monkeypatch.setattr(torch, "rand", lambda shape, generator=None, **kwargs: torch.full(shape, float(top), **kwargs))
     draw = prior.sample((4,), torch.zeros(1))
     assert torch.allclose(draw, torch.full((4,), 5.0), atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_gaussian_samples_in_the_dtype_asked_for(dtype):
+    from irncodec.models.priors import GaussianPrior
+
+    draw = GaussianPrior(0.5).sample((64,), torch.zeros(1, dtype=dtype))
+    assert draw.dtype == dtype and 0 < draw.std().item() < 1
