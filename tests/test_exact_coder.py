@@ -169,6 +169,32 @@ def test_integer_layers_match_float_layers_to_their_rounding():
     assert torch.equal(got, torch.round(got * 2**fx.FRACTION_BITS) / 2**fx.FRACTION_BITS)  # on the grid
 
 
+@pytest.mark.parametrize("first", ["conv", "transposed"])
+def test_an_input_scale_is_folded_into_the_first_layer_only(first):
+    """``in_scale`` multiplies the input channels of the first layer (its weights' dim 1 for a
+    convolution, dim 0 for a transposed one), and a LeakyReLU at the very end is applied."""
+    torch.manual_seed(1)
+    head = nn.Conv2d(3, 6, 3, padding=1) if first == "conv" else nn.ConvTranspose2d(3, 6, 4, 2, 1)
+    seq = nn.Sequential(head, nn.LeakyReLU(0.2), nn.Conv2d(6, 5, 3, padding=1), nn.LeakyReLU(0.1))
+    scale = torch.tensor([0.5, 2.0, 1.5])
+    x = torch.rand(1, 3, 8, 6) - 0.5
+    with torch.no_grad():
+        expected = seq(x * scale.view(1, 3, 1, 1)).double()
+    got = fx.from_fixed(fx.run(fx.fixed_sequence(seq, scale), fx.to_fixed(x)))
+    assert (got - expected).abs().max() < 8 * 2.0**-fx.FRACTION_BITS
+    assert (expected < 0).any()  # the last LeakyReLU has negative inputs to act on
+
+
+def test_layers_without_an_integer_version_say_why():
+    for layer, error, message in (
+            (nn.Linear(2, 2), TypeError, "no integer version of Linear"),
+            (nn.Conv2d(2, 2, 3, padding="same"), ValueError, "padding mode 'same' has no integer version"),
+            (nn.Conv2d(2, 2, 3, stride=(1, 2)), ValueError, "non-square (1, 2) has no integer version")):
+        with pytest.raises(error) as info:
+            fx.fixed_layer(layer, None)
+        assert str(info.value) == message
+
+
 def test_a_layer_that_could_overflow_float64_integers_is_refused():
     conv = nn.Conv2d(4096, 2, 5)  # fan-in 102400 weights of 2**13 times activations of 2**24: 2**53.6
     with torch.no_grad():
