@@ -638,3 +638,13 @@ def test_metadata_problem_messages():
     assert container.metadata_problem(Metadata(icc_profile=ICC + bytes(top))) == (
         f"the ICC profile is {len(ICC) + top} bytes, over the limit of {top} bytes")
     assert container.metadata_problem(Metadata(icc_profile=ICC, exif=EXIF)) is None
+
+
+def test_metadata_size_boundaries():
+    """A 128-byte ICC profile (its header alone) and an EXIF block of exactly the chunk limit are
+    allowed; one more byte of EXIF is not."""
+    top = container.MAX_METADATA_CHUNK
+    assert container.metadata_problem(Metadata(icc_profile=ICC[:128])) is None
+    assert container.metadata_problem(Metadata(exif=EXIF + bytes(top - len(EXIF)))) is None
+    assert container.metadata_problem(Metadata(exif=EXIF + bytes(top - len(EXIF) + 1))) == (
+        f"the EXIF data is {top + 1} bytes, over the limit of {top} bytes")
