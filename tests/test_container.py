@@ -572,8 +572,8 @@ def test_read_errors_name_the_os_reason(tmp_path):
     with pytest.raises(FormatError) as info:
         read(_FailingStream())
     assert str(info.value) == "cannot read .irn file: Input/output error"
-    with pytest.raises(OSError) as os_error:  # what this OS says about opening a directory
-        open(tmp_path, "rb")
+    with pytest.raises(OSError) as os_error, open(tmp_path, "rb"):  # what this OS says about a directory
+        pass
     with pytest.raises(FormatError) as info:
         read(tmp_path)
     assert str(info.value) == f"cannot read {tmp_path}: {os_error.value.strerror}"
