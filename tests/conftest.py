@@ -90,3 +90,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def model_loads(monkeypatch) -> list[str]:
+    """The devices ``zoo.load_model`` is asked for, in order; the models still load, on the CPU."""
+    from irncodec import zoo
+
+    devices: list[str] = []
+    load = zoo.load_model
+    monkeypatch.setattr(zoo, "load_model", lambda ref, device="cpu": devices.append(str(device)) or load(ref, "cpu"))
+    return devices

@@ -234,6 +234,63 @@ def test_bd_report_rewrites_the_tables_from_a_saved_summary(tmp_path):
     assert bad.exit_code == 2 and "LO < HI" in bad.output
 
 
+def _summary(path: Path, methods: dict, images=("a", "b"), **meta) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": {"dataset_name": "kodak", "images": list(images), **meta},
+                                "methods": methods}))
+    return path
+
+
+def test_bd_report_merges_runs_per_scale_into_one_envelope(tmp_path):
+    """One run per scale: the merged envelope takes each rate's best point from whichever
+    scale gives it, and the merged summary keeps every series and model."""
+    anchors = {"jpeg-420": _curve([0.1, 0.2, 0.4, 0.8], [25, 27, 29, 31])}
+    low = _curve([0.1, 0.2, 0.4], [27, 28, 29])  # x2: best at low rates
+    high = _curve([0.2, 0.4, 0.8], [27.5, 30, 33])  # x1.5: best from 0.4 bpp up
+    one = _summary(tmp_path / "x2" / "rd_summary.json", {**anchors, "irncodec-x2-jpeg": low},
+                   models={"irncodec-x2-jpeg": ["m2"]}, qualities=[30, 50], notes=["JXL skipped"])
+    two = _summary(tmp_path / "x1.5" / "rd_summary.json", {"irncodec-x1.5-jpeg": high,
+                                                           bd.ENVELOPE: high},  # its own, replaced
+                   models={"irncodec-x1.5-jpeg": ["m2"]}, qualities=[50, 90], notes=["JXL skipped"])
+    out = tmp_path / "merged"
+    result = CliRunner().invoke(bd_report.main, [str(one), str(two), "--out", str(out), "--plot"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    merged = json.loads((out / "rd_summary.json").read_text())
+    assert set(merged["methods"]) == {"jpeg-420", "irncodec-x2-jpeg", "irncodec-x1.5-jpeg", bd.ENVELOPE}
+    frontier = [(p["bpp"], p["psnr"], p["series"]) for p in merged["methods"][bd.ENVELOPE]["points"]]
+    assert frontier == [(0.1, 27, "irncodec-x2-jpeg"), (0.2, 28, "irncodec-x2-jpeg"),
+                        (0.4, 30, "irncodec-x1.5-jpeg"), (0.8, 33, "irncodec-x1.5-jpeg")]
+    meta = merged["meta"]
+    assert meta["qualities"] == [30, 50, 90] and meta["notes"] == ["JXL skipped"]
+    assert meta["models"] == {"irncodec-x2-jpeg": ["m2"], "irncodec-x1.5-jpeg": ["m2"]}
+    assert meta["merged_from"] == [str(one), str(two)]
+    assert "| 0.400 | 30.00 | irncodec-x1.5-jpeg |" in (out / "bd_rate.md").read_text()
+    assert (out / "rd_curve.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("case, message", [
+    ("other images", "summary 2 was measured on other images (kodak, 3 images) than summary 1 (kodak, 2 images)"),
+    ("other points", "series 'jpeg-420' has other points in summary 2 than in an earlier one"),
+    ("no --out", "merging several summaries needs --out FOLDER"),
+    ("not json", "not JSON"),
+    ("not a summary", "not an rd_summary.json written by rd_curve.py"),
+])
+def test_bd_report_refuses_summaries_it_cannot_merge(tmp_path, case, message):
+    c = _curve([0.1, 0.2, 0.4], [26, 28, 30])
+    one = _summary(tmp_path / "1.json", {"jpeg-420": c})
+    two = {"other images": lambda p: _summary(p, {"webp": c}, images=("a", "b", "c")),
+           "other points": lambda p: _summary(p, {"jpeg-420": _curve([0.1, 0.2], [26, 29])}),
+           "no --out": lambda p: _summary(p, {"webp": c}),
+           "not json": lambda p: p.write_text("{"),
+           "not a summary": lambda p: p.write_text('{"methods": {}}')}[case]
+    two(tmp_path / "2.json")
+    args = [str(one), str(tmp_path / "2.json")] + ([] if case == "no --out" else ["--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(bd_report.main, args)
+    assert result.exit_code != 0 and message in " ".join(result.output.split())
+    assert not (tmp_path / "o").exists()  # nothing written on a refusal
+
+
 # --- the whole harness -------------------------------------------------------------
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:

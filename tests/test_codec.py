@@ -298,16 +298,15 @@ def test_encode_honours_jpeg_subsampling(tiny_weights, photo):
             assert JpegImagePlugin.get_sampling(lr) == factor, subsampling
 
 
-def test_encode_runs_the_network_on_the_device_asked_for(tiny_weights, photo, monkeypatch):
+def test_encode_runs_the_network_on_the_device_asked_for(tiny_weights, photo, monkeypatch, model_loads):
     from irncodec import tiling
 
-    loads, tiles = [], []
-    load, tiled = zoo.load_model, tiling.downscale_tiled
-    monkeypatch.setattr(zoo, "load_model", lambda ref, device="cpu": loads.append(str(device)) or load(ref, "cpu"))
+    tiles = []
+    tiled = tiling.downscale_tiled
     monkeypatch.setattr(tiling, "downscale_tiled", lambda model, pixels, device="cpu", **kw:
                         tiles.append(str(device)) or tiled(model, pixels, **kw))
     irncodec.encode(photo, codec="png", model=tiny_weights[2], device="cuda:5")
-    assert loads == ["cuda:5"] and tiles == ["cuda:5"]
+    assert model_loads == ["cuda:5"] and tiles == ["cuda:5"]
 
 
 def test_a_target_size_passes_every_choice_to_rate_control(photo, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -195,12 +196,43 @@ def test_layers_without_an_integer_version_say_why():
         assert str(info.value) == message
 
 
-def test_a_layer_that_could_overflow_float64_integers_is_refused():
-    conv = nn.Conv2d(4096, 2, 5)  # fan-in 102400 weights of 2**13 times activations of 2**24: 2**53.6
+def _ones(layer: nn.Module) -> nn.Module:
+    """All weights 1: each becomes 2**13 in integers, so a fan-in of 2**16 reaches 2**53."""
     with torch.no_grad():
-        conv.weight.fill_(1.0)
-    with pytest.raises(fx.ExactnessError):
+        layer.weight.fill_(1.0)
+    return layer
+
+
+def test_a_layer_that_could_overflow_float64_integers_is_refused():
+    conv = _ones(nn.Conv2d(4096, 2, 5))  # fan-in 102400 weights of 2**13 times activations of 2**24: 2**53.6
+    with pytest.raises(fx.ExactnessError) as info:
         fx.fixed_layer(conv, None)
+    assert str(info.value) == "Conv2d with weights up to 1: integer sums could exceed 2**53"
+
+
+def test_the_float64_limit_counts_each_output_from_a_sum_of_2_53_on():
+    """The bound is the largest sum into one output (a transposed layer's weights are [in, out, k, k]),
+    not all weights together; a sum that can reach 2**53 exactly is already refused."""
+    fx.fixed_layer(_ones(nn.Conv2d(4096, 2, 3)), None)  # 36864 per output, 73728 in all
+    fx.fixed_layer(_ones(nn.Conv2d(4095, 1, 4)), None)  # 65520 * 2**13 * 2**24 < 2**53
+    with pytest.raises(fx.ExactnessError):
+        fx.fixed_layer(_ones(nn.Conv2d(4096, 1, 4)), None)  # 65536 * 2**13 * 2**24 == 2**53
+    fx.fixed_layer(_ones(nn.ConvTranspose2d(1, 8192, 3)), None)  # 9 per output, 73728 per input
+    with pytest.raises(fx.ExactnessError) as info:
+        fx.fixed_layer(_ones(nn.ConvTranspose2d(8192, 1, 3)), None)
+    assert str(info.value).startswith("ConvTranspose2d with weights up to 1:")
+
+
+def test_a_half_precision_layer_converts_as_its_float32_copy():
+    """Its bias is scaled in float64, where float16 would overflow (20 * 2**12 > 65504)."""
+    torch.manual_seed(2)
+    conv = nn.Conv2d(2, 3, 3)
+    with torch.no_grad():
+        conv.bias.copy_(torch.tensor([20.0, -0.3, 1e-3]))
+    half = fx.fixed_layer(copy.deepcopy(conv).half(), 0.2)
+    full = fx.fixed_layer(copy.deepcopy(conv).half().float(), 0.2)
+    assert torch.equal(half.bias, full.bias) and torch.equal(half.weight, full.weight)
+    assert half.bias.dtype == torch.float64 and half.bias[0] == 20 * 2**fx.FRACTION_BITS
 
 
 def test_rounding_is_half_up_and_exact():

@@ -133,6 +133,31 @@ def test_garbage_streams_never_crash(coder):
         assert image.size == (40, 36) and image.mode == "RGB"
 
 
+@pytest.mark.parametrize("stream_bytes, symbols", [(0, 1), (1, 0), (10, 7), (4000, 30000)])
+def test_the_padding_covers_the_decoders_worst_case_reads(stream_bytes, symbols):
+    """The bound the rANS decoder can read to, from its reads: two 32-bit words per symbol, and
+    one per 4-bit bypass chunk, at most 15 per nibble of the stream (2 per byte) and of the
+    64-bit state (16); the stream itself comes first, unchanged."""
+    stream = bytes(range(256)) * (stream_bytes // 256) + bytes(stream_bytes % 256)
+    padded = lr_coder._padded(stream, symbols)
+    worst_words = 2 * symbols + 15 * (2 * stream_bytes + 16)
+    assert padded[:stream_bytes] == stream and len(padded) - stream_bytes >= 4 * worst_words
+    assert not any(padded[stream_bytes:])
+
+
+def test_each_stream_is_padded_for_at_least_its_own_symbols(coder, monkeypatch):
+    """On a tall tile (latents 28x4, hyper-latents 7x1): the hyper-latent stream's padding counts
+    both sides of its tile, the latent stream's one symbol per latent."""
+    counts = []
+    real = lr_coder._padded
+    monkeypatch.setattr(lr_coder, "_padded", lambda stream, symbols: counts.append(symbols) or real(stream, symbols))
+    with torch.no_grad():
+        coded = coder.compress(lr_tensor(16, 112))
+        coder.decompress(coded.payload, (112, 16))
+    z_symbols = coder.entropy_bottleneck.channels * 7 * 1
+    assert len(counts) == 2 and counts[0] >= z_symbols and counts[1] == lr_coder.LATENTS * 28 * 4
+
+
 def test_codec_needs_a_coder_and_a_rate_level(coder):
     with pytest.raises(CodecError, match="needs a model"):
         get_codec("entropy").encode(photo_like(8, 8), 2)
@@ -155,14 +180,12 @@ def test_round_trip_through_irn_files(tiny_entropy_weights):
     assert irncodec.decode_lr(data, model=model).tobytes() == expected.tobytes()
 
 
-def test_decode_lr_loads_the_coder_on_the_device_asked_for(tiny_entropy_weights, monkeypatch):
+def test_decode_lr_loads_the_coder_on_the_device_asked_for(tiny_entropy_weights, model_loads):
     model = tiny_entropy_weights[2]
     data = irncodec.encode(photo_like(20, 14), codec="entropy", quality=1, model=model)
-    devices = []
-    load = zoo.load_model
-    monkeypatch.setattr(zoo, "load_model", lambda ref, device="cpu": devices.append(device) or load(ref, "cpu"))
+    model_loads.clear()
     irncodec.decode_lr(data, model=model, device="cuda:3")
-    assert devices == ["cuda:3"]
+    assert model_loads == ["cuda:3"]
 
 
 def test_a_model_without_a_coder_cannot_use_the_entropy_codec(tiny_weights, tiny_entropy_weights):

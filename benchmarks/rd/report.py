@@ -134,6 +134,37 @@ def draw(path: Path, summary: dict[str, dict[str, Any]], meta: dict[str, Any], w
     plot_curves(summary, path, keys, published, title)
 
 
+def merge_summaries(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One summary from runs on the same images (e.g. one run per scale), so their curves
+    share one envelope, one BD table and one plot. A series measured in two runs must have
+    the same points in both; runs on other images are refused."""
+    if not summaries:
+        raise ValueError("no summaries to merge")
+    first = summaries[0]["meta"]
+    methods: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+    notes: list[str] = []
+    qualities: set[int] = set()
+    for i, summary in enumerate(summaries):
+        meta = summary["meta"]
+        if (meta.get("dataset_name"), meta.get("images")) != (first.get("dataset_name"), first.get("images")):
+            raise ValueError(f"summary {i + 1} was measured on other images ({meta.get('dataset_name')}, "
+                             f"{len(meta.get('images', []))} images) than summary 1 "
+                             f"({first.get('dataset_name')}, {len(first.get('images', []))} images)")
+        for name, curve in summary["methods"].items():
+            if name == ENVELOPE:
+                continue  # drawn again over all the series
+            if name in methods and methods[name] != curve:
+                raise ValueError(f"series '{name}' has other points in summary {i + 1} than in an earlier one")
+            methods[name] = curve
+        models.update(meta.get("models", {}))
+        notes += [n for n in meta.get("notes", []) if n not in notes]
+        qualities.update(meta.get("qualities", []))
+    meta = {**first, "models": models, "notes": notes, "qualities": sorted(qualities),
+            "dists": all(s["meta"].get("dists", False) for s in summaries)}
+    return {"meta": meta, "methods": with_envelope(methods)}
+
+
 def bd_report(summary: dict[str, dict[str, Any]], meta: dict[str, Any],
               bd_range: tuple[float, float] = DEFAULT_BD_RANGE) -> tuple[str, str]:
     """(header, tables) of ``bd_rate.md`` for measured curves: whole-overlap BD, then the windowed one."""
