@@ -19,7 +19,7 @@ import irncodec
 from benchmarks import bd_report, coder_init, get_kodak, speed
 from benchmarks import compare_table as compare
 from benchmarks import compression_aware as aware
-from benchmarks.rd import bd, cli, measure, report, settings
+from benchmarks.rd import bd, cli, measure, plots, report, settings
 from benchmarks.rd import rows as rd_rows
 from irncodec import metrics
 from irncodec.tensors import image_to_tensor
@@ -239,6 +239,16 @@ def _summary(path: Path, methods: dict, images=("a", "b"), **meta) -> Path:
     path.write_text(json.dumps({"meta": {"dataset_name": "kodak", "images": list(images), **meta},
                                 "methods": methods}))
     return path
+
+
+def test_plot_styles_keep_a_codec_colour_and_tell_scales_apart():
+    styles = {m: plots._style(m) for m in ("irncodec-x1.25-webp", "irncodec-x1.5-webp", "irncodec-x2-webp",
+                                           "irncodec-x3-webp", "irncodec-x4-webp", "irncodec-x2-jpeg")}
+    assert {styles[m]["color"] for m in styles if m.endswith("webp")} == {plots.COLOURS["irncodec-webp"]}
+    assert styles["irncodec-x2-jpeg"]["color"] == plots.COLOURS["irncodec-jpeg"]
+    assert len({styles[m]["marker"] for m in styles if m.endswith("webp")}) == 5
+    assert plots._family("irncodec-x1.25-webp") == "irncodec-webp" and plots._family("avif") == "avif"
+    assert plots._style("irncodec-envelope")["color"] == "black"
 
 
 def test_bd_report_merges_runs_per_scale_into_one_envelope(tmp_path):

@@ -34,8 +34,8 @@ OTHER_COLOURS = ("tab:brown", "darkgoldenrod", "teal", "indigo", "crimson", "ste
 
 def _family(method: str) -> str:
     """The method without its scale: ``irncodec-x2-jpeg`` (or ``-x1.5-``) -> ``irncodec-jpeg``."""
-    return "-".join(part for part in method.split("-")
-                    if not (part[:1] == "x" and part[1:].replace(".", "", 1).isdigit()))
+    scale = _scale(method)
+    return "-".join(part for part in method.split("-") if scale is None or part != f"x{scale}")
 
 
 def _colour(name: str) -> str:
@@ -45,10 +45,24 @@ def _colour(name: str) -> str:
     return OTHER_COLOURS[zlib.crc32(name.encode()) % len(OTHER_COLOURS)]
 
 
+#: A marker per scale, so a codec's curves at several scales (one colour) stay apart.
+SCALE_MARKERS = {"1.25": "^", "1.5": "s", "2": "o", "3": "D", "4": "P"}
+
+
+def _scale(method: str) -> str | None:
+    """The scale in a method's name: ``irncodec-x1.5-jpeg`` -> ``1.5``."""
+    for part in method.split("-"):
+        if part[:1] == "x" and part[1:].replace(".", "", 1).isdigit():
+            return part[1:]
+    return None
+
+
 def _style(method: str) -> dict[str, Any]:
     colour = {"color": _colour(method)}
     if method.startswith("irncodec-"):
-        return {"linestyle": "-" if "-x4-" not in method else (0, (5, 1)), "marker": "o", "linewidth": 2, **colour}
+        scale = _scale(method)
+        return {"linestyle": (0, (5, 1)) if scale in ("3", "4") else "-",
+                "marker": SCALE_MARKERS.get(scale or "2", "o"), "linewidth": 2, **colour}
     if method.startswith("bicubic-"):
         return {"linestyle": ":", "marker": "x", **colour}
     return {"linestyle": "--", "marker": "s", "markersize": 3, **colour}
