@@ -235,6 +235,13 @@ def test_a_half_precision_layer_converts_as_its_float32_copy():
     assert half.bias.dtype == torch.float64 and half.bias[0] == 20 * 2**fx.FRACTION_BITS
 
 
+def test_activations_are_clamped_to_2_24_units_both_ways():
+    limit = 2.0**fx.ACTIVATION_BITS
+    x = torch.tensor([-2 * limit, -limit, -1.0, 0.0, 1.0, limit, 2 * limit], dtype=torch.float64)
+    assert fx.clamp(x).tolist() == [-limit, -limit, -1.0, 0.0, 1.0, limit, limit]
+    assert fx.to_fixed(torch.tensor([5000.0, -5000.0])).tolist() == [limit, -limit]  # 4096 in real terms
+
+
 def test_rounding_is_half_up_and_exact():
     x = torch.tensor([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 2.0**50 + 2], dtype=torch.float64)
     assert fx.round_shift(x, 1).tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0, 2.0, 2.0**49 + 1]
@@ -246,6 +253,45 @@ def test_exact_exp_gives_the_same_bits_everywhere(x, bits):
     value = fx.exact_exp(x)
     assert np.float64(value).tobytes()[::-1].hex() == bits  # big-endian IEEE-754 bits
     assert abs(value - math.exp(x)) <= 4 * math.ulp(math.exp(x))
+
+
+@pytest.mark.parametrize("step", [2.0, 1.3])
+def test_the_exact_coders_step_divides_its_means_and_scales(step):
+    """At a step, the hyperprior's means and scales are in units of the step: the means are
+    those at step 1 divided by it, and the scales pick the table entry of scale / step."""
+    coder = trained_looking_coder()
+    coder.make_exact()
+    torch.manual_seed(4)
+    z_hat = torch.round(torch.randn(1, coder.entropy_bottleneck.channels, 3, 5) * 3)
+    indexes_1, means_1 = coder._exact_gaussian_params(z_hat, 1.0)
+    indexes, means = coder._exact_gaussian_params(z_hat, step)
+    assert torch.equal(means, means_1 / step)
+    assert (indexes <= indexes_1).all() and (indexes < indexes_1).any()  # smaller scales, lower entries
+
+
+def test_the_integer_layers_are_built_once_until_a_weight_changes():
+    coder = trained_looking_coder()
+    coder.make_exact()
+    first = coder._fixed()
+    assert coder._fixed() is first  # kept: building them costs a pass over every weight
+    with torch.no_grad():
+        coder.log_step.add_(0.01)  # an in-place change bumps the version counter
+    rebuilt = coder._fixed()
+    assert rebuilt is not first and not torch.equal(rebuilt[1][0].weight, first[1][0].weight)
+    log_steps = coder.log_step.detach().double().flatten().tolist()
+    steps = torch.tensor([fx.exact_exp(lr_coder.STEP_GAIN * v) for v in log_steps], dtype=torch.float64)
+    assert torch.equal(rebuilt[1][0].weight, fx.fixed_layer(coder.synthesis, None, steps).weight)
+
+
+def test_the_exact_synthesis_clamps_to_black_and_white_exactly():
+    coder = trained_looking_coder()
+    coder.make_exact()
+    torch.manual_seed(5)
+    y = torch.randn(1, lr_coder.LATENTS, 4, 6, dtype=torch.float64) * 20  # far outside the image range
+    lr = coder.synthesize(y, (16, 24))
+    assert lr.dtype == torch.float32 and lr.shape == (1, 3, 16, 24)
+    assert lr.min() == 0 and lr.max() == 1
+    assert (lr == 0).any() and (lr == 1).any() and ((lr > 0) & (lr < 1)).any()
 
 
 def test_strips_equal_the_whole_image_for_the_exact_coder(monkeypatch):

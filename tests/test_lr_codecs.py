@@ -115,6 +115,10 @@ def test_quality_range_in_message():
 def test_quality_valid():
     assert get_codec("jpeg").validate_quality(np.int64(1)) == 1
     assert get_codec("webp").validate_quality(0) == 0
+    for name in ("jpeg", "webp"):  # both ends of the range are qualities
+        codec = get_codec(name)
+        assert codec.validate_quality(codec.max_quality) == codec.max_quality
+        assert codec.validate_quality(codec.min_quality) == codec.min_quality
     assert get_codec("png").validate_quality(95) == 0
 
 

@@ -158,6 +158,23 @@ def test_each_stream_is_padded_for_at_least_its_own_symbols(coder, monkeypatch):
     assert len(counts) == 2 and counts[0] >= z_symbols and counts[1] == lr_coder.LATENTS * 28 * 4
 
 
+def test_update_builds_tables_once_and_leaves_the_quantiles_unless_asked():
+    """As CompressAI's ``update``: tables are built once (again only with ``force``), and the
+    learned quantiles are kept by default; solving them is a choice (``update_quantiles``)."""
+    torch.manual_seed(3)
+    fresh = LRHyperprior(channels=8, filter_channels=4).eval()
+    quantiles = fresh.entropy_bottleneck.quantiles.detach().clone()
+    assert fresh.update() is True
+    assert torch.equal(fresh.entropy_bottleneck.quantiles, quantiles)
+    assert torch.equal(fresh.gaussian_conditional.scale_table, lr_coder.SCALE_TABLE)
+    assert fresh.update() is False and fresh.update(force=True) is True
+    table = torch.tensor([0.25, 1.0, 4.0])
+    assert fresh.update(table, force=True) is True  # a table of one's own is used
+    assert torch.equal(fresh.gaussian_conditional.scale_table, table)
+    assert fresh.update(force=True, update_quantiles=True) is True
+    assert not torch.equal(fresh.entropy_bottleneck.quantiles, quantiles)
+
+
 def test_codec_needs_a_coder_and_a_rate_level(coder):
     with pytest.raises(CodecError, match="needs a model"):
         get_codec("entropy").encode(photo_like(8, 8), 2)
