@@ -2,7 +2,7 @@
 """BD tables again from saved RD summaries, without measuring anything.
 
     python benchmarks/bd_report.py benchmarks/results/rd_x2/rd_summary.json
-    python benchmarks/bd_report.py runs/x*/rd_summary.json --out benchmarks/results/rd_scales
+    python benchmarks/bd_report.py benchmarks/results/rd_scales/x*/rd_summary.json --out benchmarks/results/rd_scales
 
 Reads ``rd_summary.json`` (written by ``rd_curve.py``), adds the irncodec
 envelope if the run predates it, and rewrites ``bd_rate.md`` beside it (or in
