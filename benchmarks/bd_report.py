@@ -23,7 +23,7 @@ import click
 if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.rd.bd import DEFAULT_BD_RANGE, with_envelope
+from benchmarks.rd.bd import DEFAULT_BD_RANGE
 from benchmarks.rd.cli import bd_range_option
 from benchmarks.rd.report import bd_report, draw, merge_summaries
 
@@ -60,7 +60,7 @@ def main(summaries: tuple[Path, ...], bd_range: tuple[float, float], out: Path |
         (folder / "rd_summary.json").write_text(json.dumps(data, indent=2) + "\n")
     (folder / "bd_rate.md").write_text(header + tables)
     if plot:
-        methods = with_envelope(data["methods"])
+        methods = data["methods"]  # the envelope is already in (merge_summaries draws it)
         with_dists = any("dists" in p for curve in methods.values() for p in curve["points"])
         draw(folder / "rd_curve.png", methods, data["meta"], with_dists,
              kodak=str(data["meta"].get("dataset_name", "")).lower() == "kodak")

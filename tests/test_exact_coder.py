@@ -32,6 +32,13 @@ def trained_looking_coder(seed: int = 0) -> LRHyperprior:
     return coder
 
 
+def exact_coder(seed: int = 0) -> LRHyperprior:
+    """``trained_looking_coder`` switched to integer arithmetic."""
+    coder = trained_looking_coder(seed)
+    coder.make_exact()
+    return coder
+
+
 def lr_tensor(width: int = 72, height: int = 40) -> torch.Tensor:
     return torch.tensor(np.asarray(photo_like(width, height))).permute(2, 0, 1)[None].float() / 255
 
@@ -42,27 +49,24 @@ def digest(lr: torch.Tensor) -> str:
 
 @pytest.mark.parametrize("step", [1.0, 1.3])
 def test_exact_streams_decode_to_the_encoders_lr_image(step):
-    coder = trained_looking_coder()
-    coder.make_exact()
+    coder = exact_coder()
     with torch.no_grad():
         coded = coder.compress(lr_tensor(), step)
         assert torch.equal(coder.decompress(coded.payload, (40, 72)), coded.lr_hat)
 
 
 def test_exact_is_close_to_float_and_costs_no_bits_to_speak_of():
-    float_coder, exact_coder = trained_looking_coder(), trained_looking_coder()
-    exact_coder.make_exact()
+    float_coder, exact = trained_looking_coder(), exact_coder()
     lr = lr_tensor()
     with torch.no_grad():
-        a, b = float_coder.compress(lr), exact_coder.compress(lr)
+        a, b = float_coder.compress(lr), exact.compress(lr)
     assert abs(len(a.payload) - len(b.payload)) <= 0.01 * len(a.payload) + 8
     assert (a.lr_hat - b.lr_hat).abs().max() < 2e-3  # rounded weights and activations, far below 1/255
     assert not torch.equal(a.lr_hat, b.lr_hat)  # it really is another computation
 
 
 def test_lr_is_identical_under_threads_and_float64():
-    coder = trained_looking_coder()
-    coder.make_exact()
+    coder = exact_coder()
     with torch.no_grad():
         coded = coder.compress(lr_tensor())
         threads = torch.get_num_threads()
@@ -115,8 +119,7 @@ def test_lr_is_identical_under_every_cpu_code_path(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
 def test_lr_is_identical_on_a_gpu():
-    coder = trained_looking_coder()
-    coder.make_exact()
+    coder = exact_coder()
     with torch.no_grad():
         coded = coder.compress(lr_tensor())
         on_gpu = coder.cuda().decompress(coded.payload, (40, 72)).cpu()
@@ -259,8 +262,7 @@ def test_exact_exp_gives_the_same_bits_everywhere(x, bits):
 def test_the_exact_coders_step_divides_its_means_and_scales(step):
     """At a step, the hyperprior's means and scales are in units of the step: the means are
     those at step 1 divided by it, and the scales pick the table entry of scale / step."""
-    coder = trained_looking_coder()
-    coder.make_exact()
+    coder = exact_coder()
     torch.manual_seed(4)
     z_hat = torch.round(torch.randn(1, coder.entropy_bottleneck.channels, 3, 5) * 3)
     indexes_1, means_1 = coder._exact_gaussian_params(z_hat, 1.0)
@@ -270,8 +272,7 @@ def test_the_exact_coders_step_divides_its_means_and_scales(step):
 
 
 def test_the_integer_layers_are_built_once_until_a_weight_changes():
-    coder = trained_looking_coder()
-    coder.make_exact()
+    coder = exact_coder()
     first = coder._fixed()
     assert coder._fixed() is first  # kept: building them costs a pass over every weight
     with torch.no_grad():
@@ -284,8 +285,7 @@ def test_the_integer_layers_are_built_once_until_a_weight_changes():
 
 
 def test_the_exact_synthesis_clamps_to_black_and_white_exactly():
-    coder = trained_looking_coder()
-    coder.make_exact()
+    coder = exact_coder()
     torch.manual_seed(5)
     y = torch.randn(1, lr_coder.LATENTS, 4, 6, dtype=torch.float64) * 20  # far outside the image range
     lr = coder.synthesize(y, (16, 24))
@@ -295,8 +295,7 @@ def test_the_exact_synthesis_clamps_to_black_and_white_exactly():
 
 
 def test_strips_equal_the_whole_image_for_the_exact_coder(monkeypatch):
-    coder = trained_looking_coder()
-    coder.make_exact()
+    coder = exact_coder()
     y = torch.randn(1, lr_coder.LATENTS, 10, 6, dtype=torch.float64)
     whole = coder.synthesize(y, (40, 24))
     monkeypatch.setattr(lr_coder, "STRIP", 7)
