@@ -223,8 +223,7 @@ def test_range_table_puts_the_envelope_first_against_every_measured_anchor():
 def test_bd_report_rewrites_the_tables_from_a_saved_summary(tmp_path):
     c = _curve([0.1, 0.2, 0.4, 0.8], [26, 28, 30, 32])
     methods = {m: c for m in ("jpeg-420", "webp", "irncodec-x2-jpeg", "irncodec-x2-webp", "bicubic-x2-jpeg")}
-    path = tmp_path / "rd_summary.json"
-    path.write_text(json.dumps({"meta": {"dataset_name": "kodak", "images": ["a", "b"]}, "methods": methods}))
+    path = _summary(tmp_path / "rd_summary.json", methods)
     result = CliRunner().invoke(bd_report.main, [str(path), "--bd-range", "0.1,0.4"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     text = (tmp_path / "bd_rate.md").read_text()
