@@ -154,6 +154,10 @@ def test_read_path_and_file_object(tmp_path):
         assert read(fh) == unpack(VALID)
     assert read(io.BytesIO(VALID)) == unpack(VALID)
     assert peek_header(path) == unpack(VALID).header
+    assert unpack(bytearray(VALID)) == unpack(memoryview(VALID)) == unpack(VALID)
+    with pytest.raises(TypeError) as info:
+        unpack(VALID.decode("latin-1"))  # type: ignore[arg-type]
+    assert str(info.value) == "expected bytes, got str"
 
 
 def test_read_missing_path_and_directory(tmp_path):
@@ -170,6 +174,16 @@ def test_read_reports_trailing_bytes_of_a_file(tmp_path):
         read(path)
 
 
+def test_reads_in_chunks_count_every_byte(monkeypatch):
+    """Big files are read in chunks: the body and the trailing bytes are counted over many."""
+    whole = unpack(VALID)
+    monkeypatch.setattr(container, "_READ_CHUNK", 3)
+    assert unpack(VALID) == whole
+    with pytest.raises(FormatError, match=r"^10 unexpected trailing bytes after"):
+        unpack(VALID + b"0123456789")
+    assert container.read_upto(io.BytesIO(b"0123456789"), 7) == b"0123456"
+
+
 # --- bad files -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("valid", [VALID, VALID_V1], ids=["v2", "v1"])
@@ -177,7 +191,7 @@ def test_every_truncation_is_rejected(valid):
     for length in range(len(valid)):
         with pytest.raises(FormatError):
             unpack(valid[:length])
-    rejects(b"", "empty")
+    rejects(b"", r"^not an \.irn file \(empty\)$")
     rejects(VALID[:12], "truncated .irn file: header needs")
     rejects(VALID[:-1], "truncated .irn file: payload")
 
@@ -216,7 +230,7 @@ def test_header_checksum_mismatch():
 def test_payload_checksum_mismatch():
     data = bytearray(VALID)
     data[-15] ^= 0xFF
-    rejects(bytes(data), "payload checksum mismatch: file is corrupt")
+    rejects(bytes(data), "^payload checksum mismatch: file is corrupt$")
     data = bytearray(VALID)
     data[-1] ^= 0xFF  # in the alpha plane
     rejects(bytes(data), "payload checksum mismatch")
@@ -246,6 +260,21 @@ def test_max_pixels_argument():
         unpack(data, max_pixels=0)
 
 
+@pytest.mark.parametrize("value", [0, -5, True, 2.0, "100"])
+def test_max_pixels_must_be_a_positive_integer(value):
+    with pytest.raises(ValueError) as info:
+        container.max_pixels_limit(value)
+    assert str(info.value) == f"max_pixels must be a positive integer, got {value!r}"
+
+
+def test_the_limits_themselves_are_allowed():
+    """One pixel under a limit of one, and sides of exactly the maximum dimension."""
+    assert unpack(raw(width=1, height=1, pad_x=1, pad_y=1), max_pixels=1).header.width == 1
+    top = container.MAX_DIMENSION  # odd: one column or row of padding at x2
+    for size in ({"width": top, "pad_x": 1}, {"height": top, "pad_y": 1}):
+        assert container._header_problem(make_header(**size), 0, 2**40) is None
+
+
 def test_max_pixels_env_var(monkeypatch):
     data = raw(width=100, height=100)
     monkeypatch.setenv("IRNCODEC_MAX_PIXELS", "5000")
@@ -255,9 +284,13 @@ def test_max_pixels_env_var(monkeypatch):
         pack(make_file(width=100, height=100, pad_x=0))
     monkeypatch.setenv("IRNCODEC_MAX_PIXELS", str(2**40))
     assert unpack(raw(width=40000, height=40000)).header.width == 40000
-    monkeypatch.setenv("IRNCODEC_MAX_PIXELS", "lots")
-    with pytest.raises(ConfigError, match="IRNCODEC_MAX_PIXELS"):
-        unpack(data)
+    monkeypatch.setenv("IRNCODEC_MAX_PIXELS", "1")  # the smallest limit
+    assert container.max_pixels_limit() == 1
+    for bad in ("lots", "0", "-3"):
+        monkeypatch.setenv("IRNCODEC_MAX_PIXELS", bad)
+        with pytest.raises(ConfigError) as info:
+            unpack(data)
+        assert str(info.value) == f"IRNCODEC_MAX_PIXELS must be a positive integer, got '{bad}'"
 
 
 def test_bad_padding():
@@ -276,6 +309,43 @@ def test_bad_field_values():
     rejects(raw(flags=1), "alpha flag is set but the alpha length is 0")
     rejects(raw(alpha=b"a", mode=4, flags=0), "alpha flag is clear")
     rejects(raw(payload=b""), "empty LR payload")
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "not an .irn file (empty)"),
+    (b"GIF89a" + VALID[6:], "not an .irn file (bad magic)"),
+    (VALID[:5], "truncated .irn file: header needs at least 38 bytes, got 5"),
+    (VALID[:12], "truncated .irn file: header needs 57 bytes, got 12"),  # 37 + 8 + 12-byte name
+    (raw(version=0), "unsupported .irn format version 0 (this irncodec reads versions 1, 2, 3, 4, 5)"),
+    (raw(name=b""), "invalid model name length 0 (must be 1..64)"),
+    (raw(name=b"x" * 65), "invalid model name length 65 (must be 1..64)"),
+    (raw(flags=0x80), "reserved flag bits 0x80 are set (file is corrupt or from a newer writer)"),
+    (raw()[:8] + bytes([raw()[8] ^ 1]) + raw()[9:], "header checksum mismatch: file is corrupt"),
+    (raw(name=b"bad name"), "invalid model name b'bad name': must be ASCII A-Z a-z 0-9 . _ -"),
+    (raw(mode=0), "unknown image mode id 0"),
+    (raw(codec=9), "unknown LR codec id 9"),
+    (raw(flags=1), "alpha flag is set but the alpha length is 0"),
+    (raw(alpha=b"a", mode=4, flags=0), "alpha flag is clear but the alpha length is 1"),
+    (raw(scale=3), "unsupported scale 3 (supported: 2, 4)"),
+    (raw(width=0), "invalid image size 0x4: width and height must be at least 1"),
+    (raw(height=70000), "declared image size 4x70000 exceeds the maximum dimension of 65535"),
+    (raw(width=40000, height=40000), "declared image size 40000x40000 exceeds the limit of 89478485 pixels "
+                                     "(set IRNCODEC_MAX_PIXELS to raise it)"),
+    (raw(width=5, pad_x=0), "invalid padding pad_x=0 for size 5 at scale 2: the padded size must be "
+                            "the next multiple of 2"),
+    (raw(quality=101), "invalid quality 101 (must be 0..100)"),
+    (raw(alpha=b"a", mode=2), "an alpha plane is stored but the image mode RGB has no alpha"),
+    (raw(payload=b""), "empty LR payload"),
+    (raw(payload_len=2**30 + 1), "LR payload length 1073741825 exceeds the limit of 1073741824 bytes"),
+    (raw(alpha=b"a", mode=4, alpha_len=2**30 + 1),
+     "alpha plane length 1073741825 exceeds the limit of 1073741824 bytes"),
+    (VALID[:-1], "truncated .irn file: payload and alpha need 32 bytes, got 31"),  # 22 + 10
+])
+def test_unpack_messages(data, message):
+    """Each problem in a file's header gets its own whole message."""
+    with pytest.raises(FormatError) as info:
+        unpack(data)
+    assert str(info.value) == message
 
 
 def test_invalid_model_name():
@@ -581,6 +651,7 @@ def test_read_errors_name_the_os_reason(tmp_path):
 
 @pytest.mark.parametrize("section,message", [
     (b"\x00" * 5, "metadata section ends inside a chunk header (5 bytes left)"),
+    (b"\x00", "metadata section ends inside a chunk header (1 bytes left)"),  # the shortest section
     (chunk(b"ICCP", ICC) + b"\x00" * 3, "metadata section ends inside a chunk header (3 bytes left)"),
     (chunk(b"XMP ", b"<x/>"), "unknown metadata chunk b'XMP ' (this irncodec knows ICCP, EXIF)"),
     (chunk(b"EXIF", EXIF) + chunk(b"ICCP", ICC),
@@ -597,6 +668,42 @@ def test_metadata_section_messages(section, message):
     with pytest.raises(FormatError) as info:
         unpack(raw_v4(section))
     assert str(info.value) == message
+
+
+def test_metadata_length_limit():
+    """A section of the largest size allowed gets as far as reading it; one byte more does not."""
+    with pytest.raises(FormatError) as info:
+        unpack(raw_v4(b"", flags=2, meta_len=2**24))
+    assert str(info.value) == "truncated .irn file: payload, alpha and metadata need 16777223 bytes, got 7"
+    with pytest.raises(FormatError) as info:
+        unpack(raw_v4(b"", flags=2, meta_len=2**24 + 1))
+    assert str(info.value) == "metadata length 16777217 exceeds the limit of 16777216 bytes"
+
+
+@pytest.mark.parametrize("changes, alpha_len, message", [
+    ({"model": "bad name"}, 0, "invalid model name 'bad name': must be 1-64 characters of A-Z a-z 0-9 . _ -"),
+    ({"width": 33.0}, 0, "header field width must be an integer, got 33.0"),
+    ({"quality": True}, 0, "header field quality must be an integer, got True"),
+    ({"scale": 3}, 0, "unsupported scale 3 (supported: 2, 4)"),
+    ({"height": 0}, 0, "invalid image size 33x0: width and height must be at least 1"),
+    ({"width": 65536, "pad_x": 0}, 0, "declared image size 65536x20 exceeds the maximum dimension of 65535"),
+    ({"width": 2000, "height": 600, "pad_x": 0}, 0,
+     "declared image size 2000x600 exceeds the limit of 1000000 pixels (set IRNCODEC_MAX_PIXELS to raise it)"),
+    ({"mode": "CMYK"}, 0, "unknown image mode 'CMYK' (known: L, RGB, LA, RGBA)"),
+    ({"pad_y": 2}, 0, "invalid padding pad_y=2 for size 20 at scale 2: the padded size must be the next multiple of 2"),
+    ({"codec": "gif"}, 0, "unknown LR codec 'gif' (known: png, jpeg, webp, entropy)"),
+    ({"quality": -1}, 0, "invalid quality -1 (must be 0..100)"),
+    ({"mode": "L"}, 5, "an alpha plane is stored but the image mode L has no alpha"),
+    ({"fingerprint": b"short"}, 0, "the weights fingerprint must be 8 bytes, got b'short'"),
+    ({"payload_version": 4}, 0, "payload version must be one of 1, 2, 3, got 4"),
+    ({"has_metadata": 1}, 0, "has_metadata must be True or False, got 1"),
+    ({"fingerprint": None, "payload_version": 3}, 0, "a version-3 file needs the weights fingerprint"),
+    ({"fingerprint": None, "payload_version": 2}, 0, "a version-2 file needs the weights fingerprint"),
+])
+def test_header_problem_messages(changes, alpha_len, message):
+    """Why a header cannot be written, in full (``pack`` and ``unpack`` share these)."""
+    assert container._header_problem(make_header(**changes), alpha_len, 10**6) == message
+    assert container._header_problem(make_header(), 0, 10**6) is None
 
 
 def test_pack_messages():

@@ -275,6 +275,9 @@ def test_options_come_from_the_codec_classes():
     assert lr_codecs.option_choices("subsampling") == ["4:2:0", "4:2:2", "4:4:4"]
     with pytest.raises(CodecError, match="does not take option"):
         get_codec("webp", subsampling="4:2:0")
+    with pytest.raises(CodecError) as info:
+        get_codec("png", subsampling="4:2:0", step=2)
+    assert str(info.value) == "LR codec 'png' does not take option(s) step, subsampling"
     with pytest.raises(CodecError, match="4:2:0, 4:2:2, 4:4:4"):
         get_codec("jpeg", subsampling="4:1:1")
 
@@ -286,6 +289,9 @@ def test_per_level_and_model_bound_codecs_say_so():
     assert not any(lr_codecs.codec_class(n).needs_model for n in ("png", "jpeg", "webp"))
     with pytest.raises(CodecError, match="unknown LR codec 'nope'"):
         lr_codecs.codec_class("nope")
+    with pytest.raises(CodecError) as info:  # not even hashable: still the codec error
+        lr_codecs.codec_class(["png"])  # type: ignore[arg-type]
+    assert str(info.value) == "unknown LR codec ['png']: choose from entropy, jpeg, png, webp"
 
 
 def test_file_ids_span_one_byte(registry):

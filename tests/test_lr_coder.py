@@ -176,8 +176,11 @@ def test_update_builds_tables_once_and_leaves_the_quantiles_unless_asked():
 
 
 def test_codec_needs_a_coder_and_a_rate_level(coder):
-    with pytest.raises(CodecError, match="needs a model"):
+    with pytest.raises(CodecError) as info:
         get_codec("entropy").encode(photo_like(8, 8), 2)
+    assert str(info.value) == ("the entropy LR codec needs a model with a trained entropy coder "
+                               "(see 'irncodec models')")
+    assert get_codec("entropy").step == 1.0  # no step asked for: the coder's own steps
     with pytest.raises(CodecError, match=r"quality must be 1\.\.8"):
         get_codec("entropy", coder=coder).encode(photo_like(8, 8), 0)
 
@@ -247,18 +250,18 @@ def test_weights_keep_cdf_tables_and_fp32_entropy_parameters(tiny_entropy_weight
 
 
 def test_lr_is_bit_exact_across_processes(tmp_path, tiny_entropy_weights):
-    """Encode in one process, decode the LR in another: the same pixels the encoder saw."""
+    """Encode in this process, decode the LR in a new one: the same pixels the encoder saw."""
     import subprocess
     import sys
 
     model = tiny_entropy_weights[2]
-    png, irn, lr = tmp_path / "in.png", tmp_path / "x.irn", tmp_path / "lr.png"
-    photo_like(64, 48).save(png)
-    for args in (["encode", png, irn, "-c", "entropy", "-q", "1", "-m", model],
-                 ["decode", irn, lr, "--lr-only", "-m", model]):
-        subprocess.run([sys.executable, "-m", "irncodec", *map(str, args)], check=True)
+    irn, lr = tmp_path / "x.irn", tmp_path / "lr.png"
+    image = photo_like(64, 48)
+    irn.write_bytes(irncodec.encode(image, codec="entropy", quality=1, model=model))
+    subprocess.run([sys.executable, "-m", "irncodec", "decode", str(irn), str(lr), "--lr-only", "-m", model],
+                   check=True)
     net = zoo.load_model(model)
-    downscaled, _, _ = irncodec.downscale(net, Image.open(png).convert("RGB"))
+    downscaled, _, _ = irncodec.downscale(net, image)
     payload, expected = get_codec("entropy", coder=net.lr_coder).encode_with_reconstruction(downscaled, 1)
     assert container.unpack(irn.read_bytes()).payload == payload
     assert Image.open(lr).tobytes() == expected.tobytes()
@@ -384,3 +387,54 @@ def test_entropy_codec_refuses_other_modes_by_name(coder):
     with pytest.raises(CodecError) as info:
         get_codec("entropy", coder=coder).encode_with_reconstruction(Image.new("L", (16, 16)), 1)
     assert str(info.value) == "LR codecs store 8-bit RGB images, got mode 'L'"
+
+
+def test_the_transform_is_the_orthonormal_colour_dct():
+    """The analysis basis against scipy's orthonormal DCT-II and the luma/chroma-difference
+    rows, computed in float64 and rounded once: a basis built in float32 or on another grid
+    fails."""
+    from scipy.fft import dct
+
+    basis_1d = dct(np.eye(4), axis=0, norm="ortho")  # [frequency, pixel]
+    colour = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]]) / np.sqrt([[3], [2], [6]])
+    reference = np.einsum("ck,ui,vj->cuvkij", colour, basis_1d, basis_1d).reshape(48, 3, 4, 4)
+    weights = lr_coder.dct_transform()
+    assert weights.dtype == torch.float32
+    assert torch.equal(weights, torch.from_numpy(reference).float())
+    flat = weights.double().reshape(48, 48)
+    assert torch.allclose(flat @ flat.T, torch.eye(48, dtype=torch.float64), atol=1e-6)
+
+
+def test_a_coder_built_alone_has_the_sizes_an_irn_config_gives_it():
+    """``LRHyperprior()`` and ``IRNConfig()`` name the same default coder."""
+    from irncodec.models import IRNConfig
+
+    config = IRNConfig()
+    alone = LRHyperprior()
+    assert (config.coder_channels, config.coder_filter_channels) == (64, 32)
+    assert alone.entropy_bottleneck.channels == config.coder_channels
+    assert alone.post_filter[0].out_channels == config.coder_filter_channels
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_synthesis_adds_the_post_filter_to_the_inverse_transform(training):
+    """g_s = inverse DCT of the rescaled latents + post-filter of it, computed here with
+    plain convolutions (a trained post-filter: a fresh one is zero)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(3)
+    model = LRHyperprior(channels=8, filter_channels=4)
+    for p in model.post_filter.parameters():
+        p.data.normal_(0, 0.2)
+    model.log_step.data.normal_(0, 0.1)
+    y_hat = torch.randn(1, lr_coder.LATENTS, 5, 6)
+    with torch.no_grad():
+        basis = lr_coder.dct_transform()
+        x = F.conv_transpose2d(y_hat * torch.exp(lr_coder.STEP_GAIN * model.log_step), basis, stride=4)
+        c1, c2, c3 = (m for m in model.post_filter if isinstance(m, torch.nn.Conv2d))
+        h = F.leaky_relu(F.conv2d(x, c1.weight, c1.bias, padding=1), 0.01)
+        h = F.leaky_relu(F.conv2d(h, c2.weight, c2.bias, padding=1), 0.01)
+        expected = x + F.conv2d(h, c3.weight, c3.bias, padding=1)
+        assert (expected - x).abs().mean() > 0.01  # the filter does change the image
+        model.train(training)
+        assert torch.allclose(model.g_s(y_hat), expected, atol=1e-5)

@@ -54,16 +54,70 @@ def test_sample_z_shape_and_temperature_zero():
     assert model.upscale(lr, temperature=0).shape == (1, 3, 20, 28)
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 15, 16), (1, 1, 16, 16), (3, 16, 16)])
-def test_bad_input_shape_rejected(shape):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("shape, message", [
+    ((1, 3, 15, 16), "height and width must be multiples of 2, got (15, 16)"),
+    ((1, 3, 16, 17), "height and width must be multiples of 2, got (16, 17)"),
+    ((1, 1, 16, 16), "expected a [N,3,H,W] tensor, got shape (1, 1, 16, 16)"),
+    ((3, 16, 16), "expected a [N,3,H,W] tensor, got shape (3, 16, 16)"),
+])
+def test_bad_input_shape_rejected(shape, message):
+    with pytest.raises(ValueError) as info:
         IRN(IRNConfig(scale=2, blocks_per_stage=1, growth=4))(torch.rand(shape))
+    assert str(info.value) == message
 
 
-@pytest.mark.parametrize("values", [{"scale": 3}, {"growth": 0}, {"clamp": -1}])
-def test_bad_config_rejected(values):
-    with pytest.raises(ValueError):
+def test_loading_weights_is_strict_unless_asked_otherwise():
+    """As for any nn.Module: a missing key is an error, unless ``strict=False``."""
+    model = IRN(IRNConfig(scale=2, blocks_per_stage=1, growth=4))
+    partial = dict(list(model.state_dict().items())[1:])
+    with pytest.raises(RuntimeError, match="Missing key"):
+        model.load_state_dict(partial)
+    result = model.load_state_dict(partial, strict=False)
+    assert len(result.missing_keys) == 1 and not result.unexpected_keys
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(weights, assign=True)  # the tensors themselves, not copies
+    name, tensor = next(iter(model.named_parameters()))
+    assert tensor.data_ptr() == weights[name].data_ptr()
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"scale": 3}, "scale must be 2 or 4, got 3"),
+    ({"growth": 0}, "blocks_per_stage and growth must be positive"),
+    ({"blocks_per_stage": 0}, "blocks_per_stage and growth must be positive"),
+    ({"clamp": -1}, "clamp must be positive"),
+    ({"clamp": 0}, "clamp must be positive"),
+    ({"z_temperature": 0}, "z_temperature must be positive"),
+    ({"architecture": "sainx"}, "architecture must be one of ('irn', 'sain'), got 'sainx'"),
+    ({"simulator_blocks": 1}, "simulator_blocks must be >= 0, and 0 unless architecture is 'sain'"),
+    ({"architecture": "sain", "simulator_blocks": -1},
+     "simulator_blocks must be >= 0, and 0 unless architecture is 'sain'"),
+    ({"z_prior": "laplace"}, "z_prior must be one of ('gaussian', 'mixture'), got 'laplace'"),
+    ({"mixture_components": 0}, "mixture_components must be positive"),
+    ({"lr_coder": "ans"}, "lr_coder must be one of ('none', 'hyperprior'), got 'ans'"),
+    ({"coder_channels": 0}, "coder_channels and coder_filter_channels must be positive"),
+    ({"coder_filter_channels": 0}, "coder_channels and coder_filter_channels must be positive"),
+    ({"decode_temperature": -0.5}, "decode_temperature must be >= 0"),
+    ({"growth": 2.0}, "growth must be an integer, got 2.0"),
+    ({"growth": True}, "growth must be an integer, got True"),
+    ({"growth": 4097}, "growth = 4097 is out of range (at most 4096)"),
+    ({"blocks_per_stage": -4097}, "blocks_per_stage = -4097 is out of range (at most 4096)"),
+    ({"clamp": float("nan")}, "clamp must be a finite number, got nan"),
+    ({"clamp": False}, "clamp must be a finite number, got False"),
+    ({"clamp": "1"}, "clamp must be a finite number, got '1'"),
+    ({"architecture": 1}, "architecture must be a string, got 1"),
+])
+def test_bad_config_rejected(values, message):
+    with pytest.raises(ValueError) as info:
         IRNConfig(**values)
+    assert str(info.value) == message
+
+
+def test_the_smallest_configs_are_allowed():
+    """Each lower bound itself is a valid value."""
+    config = IRNConfig(blocks_per_stage=1, growth=1, clamp=1e-6, z_temperature=1e-6, mixture_components=1,
+                       coder_channels=1, coder_filter_channels=1, decode_temperature=0)
+    assert config.growth == 1 and IRNConfig(growth=4096).growth == 4096
+    assert IRNConfig(architecture="sain", simulator_blocks=0).simulator_blocks == 0
 
 
 def test_config_round_trip_and_unknown_keys():
@@ -91,13 +145,6 @@ def test_plain_irn_has_no_simulator_and_forward_is_rescale():
     model = randomised(IRN(IRNConfig(scale=2, blocks_per_stage=1, growth=4)))
     out = model.rescale(torch.rand(1, 3, 8, 8))
     assert out.lr is out.lr_simulated
-
-
-@pytest.mark.parametrize("options", [{"architecture": "sainx"}, {"simulator_blocks": 1},
-                                     {"z_prior": "laplace"}, {"mixture_components": 0}, {"z_temperature": 0}])
-def test_bad_configs_rejected(options):
-    with pytest.raises(ValueError):
-        IRNConfig(**options)
 
 
 def test_old_configs_without_sain_fields_load():
@@ -203,11 +250,13 @@ def test_coupling_blocks_run_forward_unless_asked_to_invert(kind):
     from irncodec.models import blocks
 
     block = randomised(getattr(blocks, kind)([(12, 6, 6)])).double()
-    x = torch.rand(1, 12, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x = torch.rand(2, 12, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     (y,), log_jac = block([x])
     (y_forward,), log_jac_forward = block([x], rev=False)
     assert torch.equal(y, y_forward) and torch.equal(log_jac, log_jac_forward)
     (back,), log_jac_back = block([y], rev=True)
+    # one log-determinant per image of the batch, each undone by the inverse
+    assert log_jac.shape == log_jac_back.shape == (2,) and not torch.allclose(log_jac[0], log_jac[1])
     assert torch.allclose(back, x, atol=1e-12) and torch.allclose(log_jac_back, -log_jac)
     assert not torch.allclose(y, x, atol=1e-3)  # the block does transform its input
 
@@ -270,3 +319,22 @@ def test_gaussian_samples_in_the_dtype_asked_for(dtype):
 
     draw = GaussianPrior(0.5).sample((64,), torch.zeros(1, dtype=dtype))
     assert draw.dtype == dtype and 0 < draw.std().item() < 1
+
+
+def test_rescaling_does_not_compute_log_determinants(monkeypatch):
+    """Nothing in irncodec uses the log-determinants: neither direction asks the blocks
+    for them."""
+    model = randomised(IRN(IRNConfig(scale=2, blocks_per_stage=2)))
+    asked = []
+    for block in model.inn.module_list:
+        forward = block.forward
+
+        def spy(x, *args, _forward=forward, **kwargs):
+            asked.append(kwargs.get("jac", True))
+            return _forward(x, *args, **kwargs)
+
+        monkeypatch.setattr(block, "forward", spy)
+    lr = model.rescale(torch.rand(1, 3, 8, 8)).lr
+    hr = model.inverse(lr, model.sample_z(lr, 0))
+    assert hr.shape == (1, 3, 8, 8)
+    assert len(asked) == 2 * len(model.inn.module_list) and not any(asked)
