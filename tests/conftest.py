@@ -32,7 +32,7 @@ _CLOSEST_TESTS = {
 }
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
     """Under ``mutmut run`` (which stops at the first failing test), run the mutated
     module's own test files first and the rest fastest first, by mutmut's timings: a
     caught mutant is then caught in seconds. The verdicts do not depend on the order."""

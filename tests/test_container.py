@@ -191,9 +191,6 @@ def test_every_truncation_is_rejected(valid):
     for length in range(len(valid)):
         with pytest.raises(FormatError):
             unpack(valid[:length])
-    rejects(b"", r"^not an \.irn file \(empty\)$")
-    rejects(VALID[:12], "truncated .irn file: header needs")
-    rejects(VALID[:-1], "truncated .irn file: payload")
 
 
 @pytest.mark.parametrize("valid", [VALID, VALID_V1], ids=["v2", "v1"])
@@ -206,25 +203,22 @@ def test_every_single_byte_change_is_rejected(valid):
 
 
 def test_bad_magic():
-    rejects(b"GIF89a" + VALID[6:], r"not an \.irn file \(bad magic\)")
     rejects(b"\x89PNG\r\n\x1a\n", "bad magic")
 
 
 def test_unknown_version():
     rejects(raw(version=6), r"unsupported \.irn format version 6 \(this irncodec reads versions 1, 2, 3, 4, 5\)")
-    rejects(raw(version=0), "version 0")
     rejects(raw(version=255), "version 255")
 
 
 def test_reserved_flag_bits():
-    rejects(raw(flags=0x80), "reserved flag bits 0x80")
     rejects(raw(flags=0x03, alpha=b"a", mode=4), "reserved flag bits 0x02")
 
 
 def test_header_checksum_mismatch():
     data = bytearray(raw())
     data[8] ^= 1  # the scale byte: still a valid value, but the CRC no longer matches
-    rejects(bytes(data), "header checksum mismatch")
+    rejects(bytes(data), "^header checksum mismatch: file is corrupt$")
 
 
 def test_payload_checksum_mismatch():
@@ -242,11 +236,9 @@ def test_trailing_bytes():
 
 
 def test_absurd_dimensions():
-    rejects(raw(width=0), "invalid image size 0x4")
     rejects(raw(height=0), "invalid image size 4x0")
     rejects(raw(width=70000), "exceeds the maximum dimension of 65535")
     rejects(raw(width=2**32 - 1, height=2**32 - 1), "exceeds the maximum")
-    rejects(raw(width=40000, height=40000), "declared image size 40000x40000 exceeds the limit")
 
 
 def test_max_pixels_argument():
@@ -300,17 +292,6 @@ def test_bad_padding():
     rejects(raw(height=1, pad_y=5, scale=2), "invalid padding pad_y=5")
 
 
-def test_bad_field_values():
-    rejects(raw(scale=3), "unsupported scale 3")
-    rejects(raw(mode=0), "unknown image mode id 0")
-    rejects(raw(codec=9), "unknown LR codec id 9")
-    rejects(raw(quality=101), "invalid quality 101")
-    rejects(raw(alpha=b"a", mode=2), "mode RGB has no alpha")
-    rejects(raw(flags=1), "alpha flag is set but the alpha length is 0")
-    rejects(raw(alpha=b"a", mode=4, flags=0), "alpha flag is clear")
-    rejects(raw(payload=b""), "empty LR payload")
-
-
 @pytest.mark.parametrize("data, message", [
     (b"", "not an .irn file (empty)"),
     (b"GIF89a" + VALID[6:], "not an .irn file (bad magic)"),
@@ -320,7 +301,6 @@ def test_bad_field_values():
     (raw(name=b""), "invalid model name length 0 (must be 1..64)"),
     (raw(name=b"x" * 65), "invalid model name length 65 (must be 1..64)"),
     (raw(flags=0x80), "reserved flag bits 0x80 are set (file is corrupt or from a newer writer)"),
-    (raw()[:8] + bytes([raw()[8] ^ 1]) + raw()[9:], "header checksum mismatch: file is corrupt"),
     (raw(name=b"bad name"), "invalid model name b'bad name': must be ASCII A-Z a-z 0-9 . _ -"),
     (raw(mode=0), "unknown image mode id 0"),
     (raw(codec=9), "unknown LR codec id 9"),
@@ -349,11 +329,8 @@ def test_unpack_messages(data, message):
 
 
 def test_invalid_model_name():
-    rejects(raw(name=b"bad name"), "invalid model name")
     rejects(raw(name=b"caf\xc3\xa9"), "invalid model name")
     rejects(raw(name=b"\xff"), "invalid model name")
-    rejects(raw(name=b""), "invalid model name length 0")
-    rejects(raw(name=b"x" * 65), "invalid model name length 65")
     assert unpack(raw(name=b"x" * 64)).header.model == "x" * 64
 
 

@@ -62,10 +62,11 @@ def main() -> int:
             continue
         if status in ("survived", "no tests", "not checked"):
             stale.discard(name)
-        if status in ("survived", "no tests") and name in killed_later:
-            status = "killed by new tests"
-        elif status in ("survived", "no tests") and name in listed:
-            status = listed[name]
+        if status in ("survived", "no tests"):
+            if name in killed_later:
+                status = "killed by new tests"
+            elif name in listed:
+                status = listed[name]
         counts[module_of(name)][status] += 1
         counts["all"][status] += 1
     print("| module | mutants | " + " | ".join(OUTCOMES[:-1]) + " | equivalent | GPU only | not checked | detected |")
