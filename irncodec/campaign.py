@@ -353,31 +353,43 @@ def _worker(kind: str, args_path: str) -> None:
 
 def build_data_pack(sources: list[str | os.PathLike], dest: str | os.PathLike, budget_mb: float = 40.0,
                     val_dir: str | os.PathLike | None = None, val_images: int = 4,
-                    val_crop: int = 256) -> dict[str, Any]:
+                    val_crop: int = 256, lossless_floor: int = 256) -> dict[str, Any]:
     """A training set small enough to travel with the working tree.
 
     With ``val_dir``, its first ``val_images`` images, top-left cropped to
     ``val_crop`` (what training validates on), go to ``val/`` as PNG.
-    Compressed photos (JPEG) are copied byte for byte; lossless ones (PNG...)
-    become lossless WebP centre crops, as large as the bytes left in
-    ``budget_mb`` allow (shared evenly). Returns the pack's manifest.
+    Lossless photos (PNG...) are the cleanest HR data, so each keeps room for a
+    lossless WebP centre crop of ``lossless_floor`` px a side. Compressed photos
+    (JPEG) are copied byte for byte into what is left; when they do not all fit,
+    an evenly spaced subset does (the manifest's ``left_out``). The lossless
+    crops then share the rest of ``budget_mb`` evenly, as large as it allows.
+    Returns the pack's manifest.
     """
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "train").mkdir(parents=True)
+    try:
+        return _fill_pack([Path(src) for src in sources], dest, budget_mb, val_dir, val_images, val_crop,
+                          lossless_floor)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)  # no half-built pack left behind
+        raise
+
+
+def _fill_pack(sources: list[Path], dest: Path, budget_mb: float, val_dir: str | os.PathLike | None,
+               val_images: int, val_crop: int, lossless_floor: int) -> dict[str, Any]:
     import hashlib
-    import shutil
 
     from .data import find_images
     from .imageio import load_image
 
-    dest = Path(dest)
     train_dir = dest / "train"
-    if dest.exists():
-        shutil.rmtree(dest)
-    train_dir.mkdir(parents=True)
     budget = budget_mb * 1e6
     files = [p for src in sources for p in find_images(src)]
     compressed = [p for p in files if p.suffix.lower() in (".jpg", ".jpeg")]
     lossless = [p for p in files if p not in compressed]
-    manifest: dict[str, Any] = {"budget_mb": budget_mb, "files": {}}
+    manifest: dict[str, Any] = {"budget_mb": budget_mb, "files": {}, "left_out": []}
 
     def add(path: Path, source: Path, note: str) -> None:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -392,34 +404,65 @@ def build_data_pack(sources: list[str | os.PathLike], dest: str | os.PathLike, b
             img.crop((0, 0, min(img.width, val_crop), min(img.height, val_crop))).save(target)
             used += target.stat().st_size
             add(target, path, f"top-left crop, at most {val_crop}x{val_crop}")
+    if used > budget:
+        raise ConfigError(f"the validation crops take {used / 1e6:.1f} MB, over the {budget_mb} MB budget")
+
+    def rgb(path: Path) -> Any:
+        return load_image(path, frame=0).convert("RGB")
+
+    floors = [len(_centre_crop_webp(rgb(path), lossless_floor)) for path in lossless]
+    kept = _evenly_spaced_within(compressed, budget - used - sum(floors))
     for i, path in enumerate(compressed):
+        if path not in kept:
+            manifest["left_out"].append(path.name)
+            continue
         target = train_dir / f"c{i:04d}-{path.name}"
         shutil.copyfile(path, target)
         used += target.stat().st_size
         add(target, path, "copied")
-    if used > budget:
-        raise ConfigError(f"the compressed photos and validation crops take {used / 1e6:.1f} MB, "
-                          f"over the {budget_mb} MB budget")
     for i, path in enumerate(lossless):
-        share = (budget - used) / (len(lossless) - i)
-        img = load_image(path, frame=0).convert("RGB")
-        side = min(img.size)
-        target = train_dir / f"l{i:04d}-{path.stem}.webp"
-        for _ in range(6):
-            left, top = (img.width - side) // 2, (img.height - side) // 2
-            data = io.BytesIO()
-            img.crop((left, top, left + side, top + side)).save(data, "WEBP", lossless=True, quality=80, method=4)
-            if data.tell() <= share or side <= 96:
+        # its floor crop, and an even part of what the floors leave
+        share = floors[i] + (budget - used - sum(floors[i:])) / (len(lossless) - i)
+        img = rgb(path)
+        side, lower = min(img.size), min(lossless_floor, *img.size)
+        for _ in range(8):
+            data = _centre_crop_webp(img, side)
+            if len(data) <= share or side <= 96:
                 break
-            side = max(96, int(side * (share / data.tell()) ** 0.5 * 0.97))
-        if data.tell() > share:
-            continue  # not even a small crop fits: leave the photo out
-        target.write_bytes(data.getvalue())
-        used += data.tell()
+            if side <= lower:  # not even the floor fits (the budget is that tight): shrink on
+                lower = 96
+            side = max(lower, min(side - 1, int(side * (share / len(data)) ** 0.5 * 0.97)))
+        if len(data) > share:
+            manifest["left_out"].append(path.name)  # not even a small crop fits
+            continue
+        target = train_dir / f"l{i:04d}-{path.stem}.webp"
+        target.write_bytes(data)
+        used += len(data)
         add(target, path, f"lossless webp centre crop {side}x{side}")
+    if not any(train_dir.iterdir()):
+        raise ConfigError(f"no training photo fits in the {budget_mb} MB budget")
     manifest["bytes"] = sum((dest / f).stat().st_size for f in manifest["files"])
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _centre_crop_webp(img: Any, side: int) -> bytes:
+    """The centre square of ``img``, at most ``side`` px a side, as lossless WebP."""
+    side = min(side, *img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    data = io.BytesIO()
+    img.crop((left, top, left + side, top + side)).save(data, "WEBP", lossless=True, quality=80, method=4)
+    return data.getvalue()
+
+
+def _evenly_spaced_within(paths: list[Path], room: float) -> set[Path]:
+    """The most files, evenly spaced through ``paths``, whose sizes sum to at most ``room``."""
+    sizes = [p.stat().st_size for p in paths]
+    for count in range(len(paths), 0, -1):
+        chosen = [i * len(paths) // count for i in range(count)]
+        if sum(sizes[i] for i in chosen) <= room:
+            return {paths[i] for i in chosen}
+    return set()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -462,7 +505,8 @@ def main(argv: list[str] | None = None) -> None:
     def pack(sources: tuple[str, ...], dest: str, budget_mb: float, val_dir: str | None) -> None:
         """Build a training-data pack in DEST from SOURCES folders, within --budget-mb."""
         manifest = build_data_pack(list(sources), dest, budget_mb, val_dir)
-        click.echo(f"{len(manifest['files'])} files, {manifest['bytes'] / 1e6:.1f} MB in {dest}")
+        left_out = f"; {len(manifest['left_out'])} photos left out" if manifest["left_out"] else ""
+        click.echo(f"{len(manifest['files'])} files, {manifest['bytes'] / 1e6:.1f} MB in {dest}{left_out}")
 
     @cli.command("_worker", hidden=True)
     @click.argument("kind", type=click.Choice(["train", "probe"]))

@@ -164,7 +164,7 @@ def test_data_pack_copies_jpegs_and_crops_lossless_photos_within_budget(tmp_path
     for i in range(5):
         photo_like(300, 280, seed=20 + i).save(val / f"v{i}.png")
     budget_mb = (sum(map(len, jpeg_bytes)) + 4 * 150_000 + 2 * 60_000) / 1e6
-    manifest = build_data_pack([src], tmp_path / "pack", budget_mb, val_dir=val)
+    manifest = build_data_pack([src], tmp_path / "pack", budget_mb, val_dir=val, lossless_floor=96)
     pack = tmp_path / "pack"
     train = sorted((pack / "train").iterdir())
     assert [p.suffix for p in train] == [".jpg", ".jpg", ".webp", ".webp"]
@@ -182,8 +182,37 @@ def test_data_pack_copies_jpegs_and_crops_lossless_photos_within_budget(tmp_path
 
     for rel, entry in manifest["files"].items():
         assert hashlib.sha256((pack / rel).read_bytes()).hexdigest() == entry["sha256"]
-    with pytest.raises(ConfigError, match="over the"):
-        build_data_pack([src], tmp_path / "pack2", budget_mb=0.001)
+    assert manifest["left_out"] == []
+    with pytest.raises(ConfigError) as info:
+        build_data_pack([src], tmp_path / "pack2", 0.1, val_dir=val)
+    assert str(info.value).startswith("the validation crops take 0.") and str(info.value).endswith(
+        " MB, over the 0.1 MB budget")
+    with pytest.raises(ConfigError) as info:
+        build_data_pack([src], tmp_path / "pack2", 0.001)
+    assert str(info.value) == "no training photo fits in the 0.001 MB budget"
+    assert not (tmp_path / "pack2").exists()  # nothing half-built left behind
+
+
+def test_data_pack_keeps_room_for_lossless_crops_and_an_evenly_spaced_subset_of_jpegs(tmp_path):
+    """Lossless photos keep a crop of ``lossless_floor`` px; the JPEGs that do not fit in
+    the rest are left out evenly through the list, never all from its end."""
+    src = tmp_path / "src"
+    src.mkdir()
+    sizes = []
+    for i in range(6):
+        photo_like(120, 90, seed=i).save(src / f"j{i}.jpg", quality=90)
+        sizes.append((src / f"j{i}.jpg").stat().st_size)
+    photo_like(400, 300, seed=10).save(src / "p0.png")
+    floor = io.BytesIO()
+    photo_like(400, 300, seed=10).crop((72, 22, 328, 278)).save(floor, "WEBP", lossless=True, quality=80, method=4)
+    # room for the 256 px crop and exactly three of the JPEGs, chosen evenly: 0, 2, 4
+    budget = floor.tell() + sizes[0] + sizes[2] + sizes[4]
+    manifest = build_data_pack([src], tmp_path / "pack", (budget + 1) / 1e6)
+    train = sorted(p.name for p in (tmp_path / "pack" / "train").iterdir())
+    assert train == ["c0000-j0.jpg", "c0002-j2.jpg", "c0004-j4.jpg", "l0000-p0.webp"]
+    assert manifest["left_out"] == ["j1.jpg", "j3.jpg", "j5.jpg"]
+    assert manifest["files"]["train/l0000-p0.webp"]["how"] == "lossless webp centre crop 256x256"
+    assert manifest["bytes"] <= budget + 1
 
 
 def _tiny_trainer(tmp_path, overrides: dict | None = None) -> Trainer:

@@ -271,6 +271,19 @@ def test_the_exact_coders_step_divides_its_means_and_scales(step):
     assert (indexes <= indexes_1).all() and (indexes < indexes_1).any()  # smaller scales, lower entries
 
 
+@pytest.mark.parametrize("step", [2.0, 1.3])
+def test_the_float_coders_step_divides_its_means_and_scales(step):
+    """The same for the float coder: the hyperprior's output divided by the step."""
+    coder = trained_looking_coder()
+    torch.manual_seed(4)
+    z_hat = torch.round(torch.randn(1, coder.entropy_bottleneck.channels, 3, 5) * 3)
+    with torch.no_grad():
+        means_1, scales_1 = coder.h_s(z_hat).chunk(2, 1)
+        indexes, means = coder._gaussian_params(z_hat, step)
+    assert torch.equal(means, means_1 / step)
+    assert torch.equal(indexes, coder.gaussian_conditional.build_indexes(scales_1 / step))
+
+
 def test_the_integer_layers_are_built_once_until_a_weight_changes():
     coder = exact_coder()
     first = coder._fixed()

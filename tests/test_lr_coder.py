@@ -41,6 +41,36 @@ def test_stream_decodes_to_exactly_the_encoders_lr_image(coder):
         assert coder.compress(x).payload == coded.payload
 
 
+def test_pad_to_blocks_repeats_the_last_row_and_column():
+    """Padding to multiples of 16 goes below and to the right only, copying the edge pixels,
+    so the image stays at the top left where the decoder crops it."""
+    x = torch.arange(2 * 3 * 18 * 17, dtype=torch.float32).view(2, 3, 18, 17)
+    padded, size = lr_coder.pad_to_blocks(x)
+    assert size == (18, 17) and padded.shape == (2, 3, 32, 32)
+    expected = x[:, :, [*range(18)] + [17] * 14][:, :, :, [*range(17)] + [16] * 15]
+    assert torch.equal(padded, expected)
+    aligned = torch.rand(1, 3, 16, 32)
+    assert lr_coder.pad_to_blocks(aligned)[0] is aligned
+
+
+def test_compress_codes_one_image_at_a_time(coder):
+    with pytest.raises(ValueError) as info, torch.no_grad():
+        coder.compress(torch.cat([lr_tensor(), lr_tensor(seed=1)]))
+    assert str(info.value) == "compress codes one image at a time"
+
+
+def test_a_coder_alone_fits_its_buffers_to_weights_without_a_prefix(coder):
+    """fit_buffers's prefix defaults to none: a bare coder's own state dict."""
+    torch.manual_seed(1)
+    other = LRHyperprior(channels=8, filter_channels=4)
+    state = coder.state_dict()
+    assert other.gaussian_conditional._quantized_cdf.shape != state["gaussian_conditional._quantized_cdf"].shape
+    other.fit_buffers(state)
+    other.load_state_dict(state)
+    with torch.no_grad():
+        assert other.eval().compress(lr_tensor()).payload == coder.compress(lr_tensor()).payload
+
+
 def test_tiles_decode_exactly_and_leave_the_size_alone(coder, monkeypatch):
     monkeypatch.setattr(lr_coder, "Y_TILE", 4)  # 40x36 LR -> 12x12 latents -> 9 tiles
     assert len(lr_coder.latent_tiles((12, 12))) == 9
@@ -281,6 +311,34 @@ def test_post_filter_in_strips_equals_the_whole_image(monkeypatch):
     assert torch.allclose(whole, strips, atol=1e-6)
 
 
+def test_in_strips_runs_the_layer_on_strips_of_at_most_strip_rows_and_their_halo(monkeypatch):
+    """Only a layer's input of STRIP rows and HALO more each side is in memory at once;
+    an image of at most STRIP rows goes through whole."""
+    monkeypatch.setattr(lr_coder, "STRIP", 8)
+    heights = []
+
+    def layer(x):
+        heights.append(x.shape[-2])
+        return torch.nn.functional.avg_pool2d(x, 7, stride=1, padding=3)  # receptive radius 3 = HALO
+
+    x = torch.rand(1, 3, 21, 5)
+    assert torch.allclose(lr_coder.in_strips(layer, x), layer(x), atol=1e-6)
+    assert heights[:-1] == [8 + 3, 3 + 8 + 3, 3 + 5]  # rows 0-7, 8-15 and 16-20, with halos
+    heights.clear()
+    lr_coder.in_strips(layer, x[:, :, :8])
+    assert heights == [8]
+
+
+def test_the_float_synthesis_clamps_to_black_and_white():
+    torch.manual_seed(5)
+    coder = LRHyperprior(channels=8, filter_channels=4).eval()
+    y = torch.randn(1, lr_coder.LATENTS, 4, 6) * 20  # far outside the image range
+    with torch.no_grad():
+        lr = coder.synthesize(y, (16, 24))
+        assert torch.equal(lr, coder.g_s(y).clamp(0, 1))
+    assert (lr == 0).any() and (lr == 1).any() and ((lr > 0) & (lr < 1)).any()
+
+
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (17, 13), (300, 7)])
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
 def test_odd_sizes_and_modes_round_trip(tiny_entropy_weights, size, mode):
@@ -381,6 +439,16 @@ def test_step_block_range_and_messages():
         with pytest.raises(StreamError) as info:
             stream_step(bad)
         assert str(info.value) == message
+
+
+def test_the_step_option_takes_the_ends_of_its_range_and_says_what_it_is():
+    from irncodec.lr_codecs.step_block import step_milli
+
+    assert (step_milli(0.25), step_milli(4), step_milli(1.2345)) == (250, 4000, 1234)
+    for bad in (0.2494, 4.0006):
+        with pytest.raises(ValueError) as info:
+            step_milli(bad)
+        assert str(info.value) == f"the step multiplier must be 0.25 to 4, got {bad:g}"
 
 
 def test_entropy_codec_refuses_other_modes_by_name(coder):

@@ -52,6 +52,9 @@ def test_sample_z_shape_and_temperature_zero():
     assert model.sample_z(lr).shape == (1, 45, 5, 7)
     assert torch.count_nonzero(model.sample_z(lr, temperature=0)) == 0
     assert model.upscale(lr, temperature=0).shape == (1, 3, 20, 28)
+    # no temperature is temperature 1: the prior itself
+    draws = [model.sample_z(lr, t, torch.Generator().manual_seed(4)) for t in (None, 1.0, 2.0)]
+    assert torch.equal(draws[0], draws[1]) and not torch.allclose(draws[0], draws[2])
 
 
 @pytest.mark.parametrize("shape, message", [
@@ -338,3 +341,60 @@ def test_rescaling_does_not_compute_log_determinants(monkeypatch):
     hr = model.inverse(lr, model.sample_z(lr, 0))
     assert hr.shape == (1, 3, 8, 8)
     assert len(asked) == 2 * len(model.inn.module_list) and not any(asked)
+
+
+def test_coupling_block_defaults_and_split_range():
+    """IRN's block by default: the 3 LR channels split off, scales bounded by e^±1, dense
+    subnets of growth 32; a split must leave channels on both sides."""
+    from irncodec.models.blocks import DenseBlock, IRNCouplingBlock
+
+    block = IRNCouplingBlock([(12, 6, 6)])
+    assert (block.split_len, block.clamp) == (3, 1.0)
+    assert isinstance(block.phi, DenseBlock) and block.phi.growth == 32
+    assert block.phi.convs[0].in_channels == 9 and block.eta.out.out_channels == 9
+    assert DenseBlock(3, 5).growth == 32
+    # FrEIA's convention: the block records the shapes of its inputs and conditions
+    assert block.dims_in == [(12, 6, 6)] and block.dims_c == []
+    assert IRNCouplingBlock([(12, 6, 6)], [(2, 6, 6)]).dims_c == [(2, 6, 6)]
+    for split_len in (1, 11):
+        assert IRNCouplingBlock([(12, 6, 6)], split_len=split_len).split_len == split_len
+    for split_len in (0, 12):
+        with pytest.raises(ValueError) as info:
+            IRNCouplingBlock([(12, 6, 6)], split_len=split_len)
+        assert str(info.value) == f"split_len must be in (0, 12), got {split_len}"
+
+
+def test_gradients_reach_every_weight_of_the_network():
+    """With autograd on, the subnets keep their inputs for the backward pass (the in-place
+    inference path would overwrite them), and every weight gets a gradient."""
+    model = randomised(IRN(IRNConfig(scale=2, blocks_per_stage=2, growth=8))).double()
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    lr, z = model(x)
+    (lr.square().sum() + z.square().sum()).backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+    weight = model.inn.module_list[1].phi.convs[0].weight
+    direction = torch.randn(weight.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():  # the gradient is the derivative: a central difference along one direction
+        losses = []
+        for sign in (1, -1):
+            weight.add_(sign * 1e-6 * direction)
+            lr_, z_ = model(x)
+            losses.append((lr_.square().sum() + z_.square().sum()).item())
+            weight.sub_(sign * 1e-6 * direction)
+    numeric = (losses[0] - losses[1]) / 2e-6
+    assert (weight.grad * direction).sum().item() == pytest.approx(numeric, rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+def test_inference_on_a_gpu_matches_the_cpu():
+    """The in-place subnet path allocates its buffer on the input's device."""
+    model = randomised(IRN(IRNConfig(scale=2, blocks_per_stage=2, growth=8))).eval()
+    x = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        lr, z = model(x)
+        model.cuda()
+        lr_gpu, z_gpu = model(x.cuda())
+        back = model.inverse(lr_gpu, z_gpu).cpu()
+    assert torch.allclose(lr_gpu.cpu(), lr, atol=1e-5) and torch.allclose(z_gpu.cpu(), z, atol=1e-5)
+    assert torch.allclose(back, x, atol=1e-5)
