@@ -7,7 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-../venv312}
-py312=${PYTHON312:-$(command -v python3.12 || echo "$HOME/.pyenv/versions/3.12.1/bin/python")}
+# the first Python 3.12 that runs (a pyenv shim may exist without 3.12 selected)
+py312=${PYTHON312:-}
+if [ -z "$py312" ]; then
+    for candidate in python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python; do
+        if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+            py312=$candidate
+            break
+        fi
+    done
+fi
+[ -n "$py312" ] || { echo "no Python 3.12 here: set PYTHON312 to one" >&2; exit 2; }
 if [ ! -x "$venv/bin/python" ]; then
     "$py312" -m venv "$venv"
 fi
