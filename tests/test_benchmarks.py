@@ -706,3 +706,29 @@ def test_compare_models_at_equal_rate(tiny_weights, dataset, tmp_path):
     rows = [line for line in (tmp_path / "compare_models.md").read_text().splitlines() if line.startswith("| 1.5 |")
             or line.startswith("| 2 |")]
     assert len(rows) == 2 and all("+0.0 %" in row or "-0.0 %" in row for row in rows), rows
+
+
+# --- lossless-LR round trip ------------------------------------------------------
+
+def test_lossless_lr_ranks_models_by_their_round_trip_psnr(tiny_weights, tiny_sain_weights, dataset, tmp_path):
+    from benchmarks import lossless_lr
+
+    result = CliRunner().invoke(lossless_lr.main, [tiny_weights[2], tiny_sain_weights[2], "--dataset", str(dataset),
+                                                   "--images", "img1,img0", "--out", str(tmp_path)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "lossless_lr.json").read_text())
+    assert summary["images"] == ["img1", "img0"]
+    means = [m["mean_psnr"] for m in summary["models"].values()]
+    assert means == sorted(means, reverse=True) and len(means) == 2
+    for model, row in summary["models"].items():  # each value is the codec's own round trip
+        image = Image.open(dataset / "img0.png").convert("RGB")
+        decoded = irncodec.decode(irncodec.encode(image, codec="png", model=model), model=model)
+        expected = metrics.psnr(image_to_tensor(image).double(), image_to_tensor(decoded.convert("RGB")).double())
+        assert row["psnr"]["img0"] == pytest.approx(expected, abs=1e-6)
+        assert row["mean_psnr"] == pytest.approx((row["psnr"]["img0"] + row["psnr"]["img1"]) / 2)
+    table = (tmp_path / "lossless_lr.md").read_text().splitlines()
+    assert table[2] == "| model | mean | img1 | img0 |" and len(table) == 6
+    bad = CliRunner().invoke(lossless_lr.main, [tiny_weights[2], "--dataset", str(dataset), "--images", "nope",
+                                                "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and f"not in {dataset}: nope" in bad.output
