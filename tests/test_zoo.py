@@ -130,14 +130,14 @@ def test_shipped_models_verify_and_match_their_entry():
 
 @pytest.mark.skipif(not KODAK.is_dir(), reason="needs ../shared/datasets/kodak")
 def test_shipped_x2_beats_bicubic_on_kodak_crops():
-    """The shipped x2 model really was trained: on Kodak it beats bicubic rescaling."""
+    """The default x2 model really was trained: on Kodak it beats bicubic rescaling."""
     import torch.nn.functional as F
     from PIL import Image
 
     from irncodec.metrics import psnr, quantize_8bit
     from irncodec.tensors import image_to_tensor
 
-    model = zoo.load_model("irn-x2-small")
+    model = zoo.load_model(zoo.DEFAULT_MODELS[2])
     gains = []
     for name in ("kodim05.png", "kodim23.png"):
         x = image_to_tensor(Image.open(KODAK / name).convert("RGB"))[:, :, :256, :256]
