@@ -586,8 +586,8 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
                                                                  tmp_path, monkeypatch):
     from irncodec import zoo
 
-    jpeg_x2 = zoo.CODEC_MODELS[(2, "jpeg")]
-    shipped = {"irn-x2-small": tiny_weights[2], jpeg_x2: tiny_sain_weights[2]}
+    plain_x2, jpeg_x2 = zoo.DEFAULT_MODELS[2], zoo.CODEC_MODELS[(2, "jpeg")]
+    shipped = {plain_x2: tiny_weights[2], jpeg_x2: tiny_sain_weights[2]}
     monkeypatch.setattr(zoo, "_manifest", lambda: {name: {"scale": 2} for name in shipped})
     monkeypatch.setattr(zoo, "_resolve", lambda name: (Path(shipped.get(name, name)), None))
     monkeypatch.setattr(zoo, "model_scale", lambda name: 2)
@@ -599,14 +599,14 @@ def test_compression_aware_table_compares_plain_aware_and_bicubic(tiny_weights, 
     assert result.exit_code == 0, result.output
     data = json.loads((out / "compression_aware_x2_jpeg.json").read_text())
     table = data["datasets"]["images"]["methods"]
-    assert set(table) == {"bicubic", "irn-x2-small", jpeg_x2}
+    assert set(table) == {"bicubic", plain_x2, jpeg_x2}
     assert table["bicubic"]["30"]["bpp"] < table["bicubic"]["90"]["bpp"]
     assert all(table[m][q]["psnr"] > 8 for m in table for q in ("30", "90"))
     md = (out / "compression_aware_x2_jpeg.md").read_text()
     assert "| 30 |" in md and "| 90 |" in md and "**" in md
     assert "--qf 30,50,70,90" in md and "At equal rate, against bicubic" in md
     equal = data["datasets"]["images"]["equal_rate_vs_bicubic"]
-    assert set(equal) == {"irn-x2-small", jpeg_x2}
+    assert set(equal) == {plain_x2, jpeg_x2}
     assert all(row["bd_metric"] is not None for row in equal.values())
 
 
