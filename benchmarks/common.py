@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+import numpy as np
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 #: Where the benchmarks write their results unless told otherwise.
@@ -14,6 +16,12 @@ DEFAULT_OUT = REPO / "benchmarks" / "results"
 DATASETS = REPO / ".." / "shared" / "datasets"
 DEFAULT_DATASET = DATASETS / "kodak"
 IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    """RGB PSNR in dB of two 8-bit images (inf when they are the same)."""
+    mse = np.mean((np.asarray(a.convert("RGB"), np.float64) - np.asarray(b.convert("RGB"), np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255**2 / mse))
 
 
 def list_images(folder: Path, limit: int | None = None) -> list[Path]:

@@ -20,14 +20,9 @@ import numpy as np
 if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images, scales_option
+from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images, psnr, scales_option
 from benchmarks.rd.bd import bd_pair
 from benchmarks.rd.measure import measure_irncodec
-
-
-def _psnr(a, b) -> float:
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b.convert("RGB"), np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / mse))
 
 
 @click.command()
@@ -52,7 +47,7 @@ def main(anchor: str, test: str, codec: str, scales: list[float], qualities: str
                 coded = [measure_irncodec(img, q, codec, scale, model=model) for img in images]
                 pairs = list(zip(coded, images))
                 curve.append({"bpp": float(np.mean([c.nbytes * 8 / (i.width * i.height) for c, i in pairs])),
-                              "psnr": float(np.mean([_psnr(i, c.image) for c, i in pairs])), "quality": q})
+                              "psnr": float(np.mean([psnr(i, c.image) for c, i in pairs])), "quality": q})
             points[model, scale] = curve
             click.echo(f"{model} x{scale:g}: " + ", ".join(f"q{p['quality']} {p['bpp']:.3f} / {p['psnr']:.2f}"
                                                           for p in curve))

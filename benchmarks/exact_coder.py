@@ -25,11 +25,7 @@ from PIL import Image
 if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images, psnr
 
 
 def pairs() -> list[tuple[str, str, int]]:
@@ -57,7 +53,7 @@ def measure(model: str, level: int, images: list[Path]) -> dict:
         encoded = time.perf_counter()
         decoded = irncodec.decode(data)
         done = time.perf_counter()
-        return (len(data), psnr(np.asarray(decoded), np.asarray(image)), encoded - start, done - encoded,
+        return (len(data), psnr(decoded, image), encoded - start, done - encoded,
                 image.width * image.height)
 
     one(images[0])  # warm-up: load the model, first-call allocations

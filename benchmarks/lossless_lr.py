@@ -23,12 +23,7 @@ from PIL import Image
 if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images
-
-
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255**2 / mse))
+from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images, psnr
 
 
 def measure(model: str, images: list[Path]) -> dict[str, float]:
@@ -38,7 +33,7 @@ def measure(model: str, images: list[Path]) -> dict[str, float]:
     result = {}
     for path in images:
         image = Image.open(path).convert("RGB")
-        decoded = irncodec.decode(irncodec.encode(image, codec="png", model=model), model=model).convert("RGB")
+        decoded = irncodec.decode(irncodec.encode(image, codec="png", model=model), model=model)
         result[path.stem] = psnr(decoded, image)
     return result
 
@@ -79,17 +74,18 @@ def main(models: tuple[str, ...], scale: str, dataset: Path, names: str | None, 
                 rows[model] = measure(model, images)
             except IrnError as exc:
                 raise click.BadParameter(f"{model}: {exc}", param_hint="MODELS") from None
-    ranked = sorted(rows, key=lambda m: -float(np.mean(list(rows[m].values()))))
+    means = {model: float(np.mean(list(values.values()))) for model, values in rows.items()}
+    ranked = sorted(rows, key=lambda m: -means[m])
     stems = [p.stem for p in images]
     lines = [f"Lossless-LR round trip (`irncodec encode -c png`), RGB PSNR in dB, {dataset.name}:",
              "", "| model | mean | " + " | ".join(stems) + " |", "| --- |" + " ---: |" * (len(stems) + 1)]
     for model in ranked:
-        values = [rows[model][s] for s in stems]
-        lines.append(f"| {model} | {np.mean(values):.2f} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+        values = " | ".join(f"{rows[model][s]:.2f}" for s in stems)
+        lines.append(f"| {model} | {means[model]:.2f} | {values} |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "lossless_lr.md").write_text("\n".join(lines) + "\n")
     summary = {"dataset": dataset.name, "images": stems,
-               "models": {m: {"mean_psnr": float(np.mean(list(rows[m].values()))), "psnr": rows[m]} for m in ranked}}
+               "models": {m: {"mean_psnr": means[m], "psnr": rows[m]} for m in ranked}}
     (out / "lossless_lr.json").write_text(json.dumps(summary, indent=1) + "\n")
     click.echo("\n".join(lines))
 

@@ -29,14 +29,9 @@ from PIL import Image, features
 if not __package__:  # run as a script: the repository root, where the benchmarks package is, goes on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images
+from benchmarks.common import DEFAULT_DATASET, DEFAULT_OUT, list_images, psnr
 from benchmarks.rd.measure import measure_bicubic, measure_pillow, measure_resampled
 from benchmarks.rd.settings import PILLOW_BASELINES
-
-
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b.convert("RGB"), np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255**2 / mse))
 
 
 def best_within(budget: int, run, low: int, high: int) -> tuple[int, object] | None:
