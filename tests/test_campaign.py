@@ -135,7 +135,7 @@ def test_bad_campaign_files_are_config_errors(tmp_path, text, match):
 def test_shipped_campaigns_name_configs_that_load():
     from irncodec import zoo
 
-    for name in ("gpu.yaml", "gpu_finetune.yaml", "cpu.yaml"):
+    for name in ("gpu.yaml", "gpu_finetune.yaml", "cpu.yaml", "recon_temperature_ab.yaml"):
         campaign = Campaign.from_yaml(REPO / "campaign" / name)
         names = []
         for spec in campaign.runs + ([campaign.probe] if campaign.probe else []):

@@ -1,6 +1,7 @@
 """The trainer: losses fall, checkpoints resume exactly, export loads back."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -512,3 +513,48 @@ def test_enlarged_crops_train_and_resume_exactly(tiny_config, tmp_path):
     resumed = train(tiny_config, tmp_path / "b", progress=False)
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_recon_temperature_sets_the_z_the_reconstruction_is_decoded_with(tiny_config, tmp_path):
+    """At 0 the recon loss is the reconstruction from the prior's mean (what decoding uses by
+    default), the same every step; at the default 1 each step draws a fresh z."""
+    from irncodec.metrics import quantize_8bit
+
+    hr = torch.rand(2, 3, 16, 16)
+    _with(tiny_config, recon_temperature=0.0)
+    trainer = Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "mean")
+    model = trainer.model
+    with torch.no_grad():
+        lr = quantize_8bit(model.rescale(hr)[0])
+        expected = (model.inverse(lr, model.prior.mean((2, 9, 8, 8), lr)) - hr).abs().sum() / 2
+        first, second = trainer.losses(hr)["recon"], trainer.losses(hr)["recon"]
+    assert torch.allclose(first, expected, atol=1e-4) and torch.equal(first, second)
+
+    _with(tiny_config, recon_temperature=1.0)
+    sampled = Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "sampled")
+    with torch.no_grad():
+        assert not torch.equal(sampled.losses(hr)["recon"], sampled.losses(hr)["recon"])
+    assert TrainConfig.from_yaml(tiny_config).recon_temperature == 1.0
+
+    _with(tiny_config, recon_temperature=-0.5)
+    with pytest.raises(ConfigError, match=re.escape("recon_temperature must be >= 0, got -0.5")):
+        Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "negative")
+
+
+@pytest.mark.parametrize("decode_temperature", [0.0, 1.0])
+def test_validation_decodes_z_as_the_codec_does(tiny_config, tmp_path, decode_temperature):
+    """Validation measures what decoding gives: z at the model's decode_temperature (the
+    prior's mean by default), lossless and through the real codec alike."""
+    from irncodec.train.evaluation import evaluate
+
+    model = {"scale": 2, "blocks_per_stage": 1, "growth": 4, "decode_temperature": decode_temperature}
+    _with(tiny_config, model=model, lr_proxy="jpeg", val_qualities=[50])
+    trainer = Trainer(TrainConfig.from_yaml(tiny_config), tmp_path / "run")
+    for _ in range(2):
+        trainer.step()
+    row = trainer.validate()
+    images = trainer._val_images
+    for t in (0.0, 1.0):
+        lossless, coded = evaluate(trainer.model, images, t), evaluate(trainer.model, images, t, "jpeg", 50)
+        assert (row["val_psnr"] == lossless["psnr"]) == (t == decode_temperature)
+        assert (row["val_psnr_jpeg50"] == coded["psnr"]) == (t == decode_temperature)

@@ -47,6 +47,11 @@ class TrainConfig:
     lambda_guide: float = 4.0
     lambda_distr: float = 1.0
     lambda_recon: float = 1.0
+    #: Spread of the z that the recon loss decodes with, as a fraction of the prior's:
+    #: 1 draws it from the prior, as IRN does; 0 takes the prior's mean, which is
+    #: what decoding uses by default (``decode_temperature`` 0), so training
+    #: optimises the reconstruction users get.
+    recon_temperature: float = 1.0
     seed: int = 0
     checkpoint_every: int = 500
     val_every: int = 1000

@@ -9,7 +9,7 @@ batch as in the reference code:
 * recon: L1 between the input and its reconstruction from the 8-bit quantised
   LR image (straight-through rounding), passed through the configured LR
   channel (lossless, or a JPEG/WebP: see :mod:`irncodec.channels`), and a
-  fresh z from the model's prior;
+  fresh z from the model's prior at ``recon_temperature`` (0: its mean);
 * sim (SAIN models only): L2 between the network's simulated compressed LR
   and what the channel really delivered, so the inverse path starts from a
   faithful model of the codec;
@@ -96,14 +96,15 @@ def network_autocast(device: torch.device, precision: str) -> contextlib.Abstrac
 
 def irn_losses(model: IRN, hr: Tensor,
                lr_channel: Channel | None = None,
-               precision: str = "fp32") -> dict[str, Tensor]:
+               precision: str = "fp32", recon_temperature: float = 1.0) -> dict[str, Tensor]:
     """The loss terms for one batch, each per image.
 
     ``lr_channel`` models what happens to the 8-bit LR image before the decoder
     sees it (e.g. a differentiable JPEG, SAIN-style); None means stored losslessly.
     ``precision`` "bf16" runs the network's two passes under autocast; what
     they return is cast back to fp32, so the channel, coder and losses never
-    see bf16.
+    see bf16. ``recon_temperature`` scales the spread of the z the
+    reconstruction is decoded with (see ``TrainConfig.recon_temperature``).
     """
     n = hr.shape[0]
     with network_autocast(hr.device, precision):
@@ -121,7 +122,7 @@ def irn_losses(model: IRN, hr: Tensor,
         extra["rate"] = torch.stack([-torch.log2(v).sum() for v in likelihoods.values()]).sum() / n
         extra["thumb"] = ((received - bicubic) ** 2).sum() / n
     with network_autocast(hr.device, precision):
-        upscaled = model.upscale(received).float()
+        upscaled = model.upscale(received, recon_temperature).float()
     losses = {
         "guide": ((lr - bicubic) ** 2).sum() / n,
         "distr": model.prior.nll(z),
@@ -136,11 +137,12 @@ class LossModule(nn.Module):
     """Model + LR channel -> losses, as one module so DistributedDataParallel can wrap it."""
 
     def __init__(self, model: IRN, lr_channel: Channel | None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", recon_temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.lr_channel = lr_channel
         self.precision = precision
+        self.recon_temperature = recon_temperature
 
     def forward(self, hr: Tensor) -> dict[str, Tensor]:
-        return irn_losses(self.model, hr, self.lr_channel, self.precision)
+        return irn_losses(self.model, hr, self.lr_channel, self.precision, self.recon_temperature)

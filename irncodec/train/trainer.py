@@ -97,7 +97,9 @@ class Trainer:
                                 enlarge_range=config.enlarge_range)
         torch.manual_seed(config.seed + self.rank)  # each process its own channel qualities
         self.lr_channel = self._lr_channel()
-        self.losses: nn.Module = LossModule(self.model, self.lr_channel, config.precision)
+        if config.recon_temperature < 0:
+            raise ConfigError(f"recon_temperature must be >= 0, got {config.recon_temperature}")
+        self.losses: nn.Module = LossModule(self.model, self.lr_channel, config.precision, config.recon_temperature)
         if self.world_size > 1:
             self.losses = data_parallel(self.losses, self.device, [p for _, p in self._aux_parameters()])
         self.iteration = 0
@@ -251,17 +253,19 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Reconstruction quality on the first few validation images, cropped for speed:
-        with a lossless LR, and through the real codec at ``val_qualities`` when training for one."""
+        with a lossless LR, and through the real codec at ``val_qualities`` when training for one.
+        z is drawn as decoding draws it (the model's ``decode_temperature``; 0: the prior's mean)."""
         c = self.config
         if c.val_dir is None:
             return {}
         if self._val_images is None:
             self._val_images = [im.to(self.device) for im in
                                 load_eval_images(c.val_dir, c.val_images, c.val_crop, c.model.scale)]
-        metrics = evaluate(self.model, self._val_images)
+        temperature = self.model.config.decode_temperature
+        metrics = evaluate(self.model, self._val_images, temperature)
         row = {"val_psnr": metrics["psnr"], "val_lr_psnr": metrics["lr_psnr"]}
         for suffix, quality in self._val_points():
-            coded = evaluate(self.model, self._val_images, lr_codec=self.val_codec, quality=quality)
+            coded = evaluate(self.model, self._val_images, temperature, lr_codec=self.val_codec, quality=quality)
             row[f"val_psnr_{suffix}"], row[f"val_bpp_{suffix}"] = coded["psnr"], coded["bpp"]
         return row
 
