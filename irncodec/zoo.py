@@ -33,7 +33,7 @@ MANIFEST = WEIGHTS_DIR / "manifest.json"
 WEIGHTS_FORMAT = "irncodec-weights-1"
 
 #: The plain (lossless-LR) model for each scale.
-DEFAULT_MODELS = {2: "irn-x2-small-v2", 4: "irn-x4-small"}
+DEFAULT_MODELS = {2: "irn-x2-small-v3", 4: "irn-x4-small"}
 #: Models trained through a lossy LR codec (SAIN-style), preferred when encoding with it.
 #: A retrained default gets a new name here; the model it replaces stays shipped for old files.
 CODEC_MODELS = {(2, "jpeg"): "sain-x2-jpeg-rate-v2", (4, "jpeg"): "irn-x4-jpeg-rate",

@@ -163,10 +163,10 @@ def test_sain_models_round_trip(tiny_sain_weights, photo, scale):
 
 def test_encode_picks_the_model_trained_for_the_codec(monkeypatch):
     assert zoo.CODEC_MODELS[(2, "jpeg")] == "sain-x2-jpeg-rate-v2"
-    shipped = {"irn-x2-small-v2": {}, "sain-x2-jpeg-rate-v2": {}, "irn-x4-small": {}}
+    shipped = {"irn-x2-small-v3": {}, "sain-x2-jpeg-rate-v2": {}, "irn-x4-small": {}}
     monkeypatch.setattr(zoo, "_manifest", lambda: shipped)
     assert zoo.default_model(2, "jpeg") == "sain-x2-jpeg-rate-v2"
-    assert zoo.default_model(2, "png") == "irn-x2-small-v2"
+    assert zoo.default_model(2, "png") == "irn-x2-small-v3"
     assert zoo.default_model(4, "jpeg") == "irn-x4-small"  # no x4 JPEG model in this zoo
     with pytest.raises(ModelError, match="scale"):
         zoo.default_model(3, "jpeg")
